@@ -1,0 +1,209 @@
+"""The command line: ``axis init | serve | token | agencies``.
+
+Every command builds its ``Settings`` once from flags and ``AXIS_*`` variables and passes them
+down; nothing below reads the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import os
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+
+from axis import bootstrap, log, tokens
+from axis.config import Settings, build_settings
+from axis.errors import AxisError
+from axis.store import open_store
+from axis.store.base import Role, Store
+
+T = TypeVar("T")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", help="data directory (AXIS_DATA, default ./var)")
+    parser.add_argument("--store", help="postgresql://… for the shared engine (AXIS_STORE)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="axis", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="prepare a data directory (idempotent)")
+    _common(p)
+
+    p = sub.add_parser("serve", help="run the axis HTTP server")
+    _common(p)
+    p.add_argument("--host", help="listen address (AXIS_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (AXIS_PORT, default 8080)")
+    p.add_argument("--workers", type=int, help="serving processes (AXIS_WORKERS, default 1)")
+
+    p = sub.add_parser("token", help="issue, list or revoke tokens")
+    tsub = p.add_subparsers(dest="action", required=True)
+    t = tsub.add_parser("issue", help="print a new token, alone on its line")
+    _common(t)
+    who = t.add_mutually_exclusive_group(required=True)
+    who.add_argument("--role", choices=["admin", "auditor"])
+    who.add_argument("--agency", metavar="ORGAN_ID")
+    t = tsub.add_parser("list", help="token ids, roles, agencies (never secrets)")
+    _common(t)
+    t.add_argument("--agency", metavar="ORGAN_ID")
+    t = tsub.add_parser("revoke", help="revoke a token at once")
+    _common(t)
+    t.add_argument("token_id")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    flags = {k: getattr(args, k, None) for k in ("data", "store", "host", "port", "workers")}
+    return build_settings(flags)
+
+
+async def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
+    store = open_store(settings)
+    await store.open()
+    try:
+        await store.check_schema()
+        return await fn(store)
+    finally:
+        await store.close()
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return "cli"
+
+
+def cmd_init(settings: Settings) -> int:
+    result = asyncio.run(bootstrap.initialize(settings))
+    report = result.store
+    print(
+        f"axis: data {settings.data.resolve()}: schema v{report.schema_version}, "
+        f"{report.agencies_added} agencies added, "
+        f"signing key {'created' if result.key_created else 'kept'}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "issue":
+
+        async def issue(store: Store) -> str:
+            organ_id = args.agency
+            if organ_id is not None and (await store.registry()).get(organ_id) is None:
+                raise AxisError(f"agency {organ_id} is not registered")
+            token_id, token, token_hash = tokens.generate()
+            role: Role = "agency" if organ_id else args.role
+            await store.issue_token(token_id, token_hash, role, organ_id, actor=_actor())
+            print(
+                f"axis: issued {token_id} ({role}{' ' + organ_id if organ_id else ''})",
+                file=sys.stderr,
+            )
+            return token
+
+        print(asyncio.run(_with_store(settings, issue)))
+        return 0
+    if args.action == "list":
+
+        async def listing(store: Store) -> list[Any]:
+            return list(await store.list_tokens(args.agency))
+
+        for info in asyncio.run(_with_store(settings, listing)):
+            print(orjson.dumps(info).decode())
+        return 0
+
+    async def revoke(store: Store) -> bool:
+        return await store.revoke_token(args.token_id, actor=_actor())
+
+    if not asyncio.run(_with_store(settings, revoke)):
+        print(f"axis: no live token {args.token_id}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _serve_one(settings: Settings, sock: socket.socket | None) -> None:
+    import uvloop
+    from aiohttp import web
+
+    from axis.web.app import create_app
+
+    log.configure(settings.log_level, json=settings.log_json)
+    app = create_app(settings, open_store(settings), bootstrap.load_key(settings))
+    logger = log.get("axis")
+    logger.info("axis_serving", host=settings.host, port=settings.port, pid=os.getpid())
+    uvloop.install()
+    if sock is not None:
+        web.run_app(app, sock=sock, print=None, access_log=None, handle_signals=True)
+    else:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            access_log=None,
+            handle_signals=True,
+        )
+
+
+def cmd_serve(settings: Settings) -> int:
+    asyncio.run(bootstrap.initialize(settings))
+    if settings.workers == 1:
+        _serve_one(settings, None)
+        return 0
+    # Several processes share one listening socket: the second core is reached by a second
+    # process, not a thread (the GIL). Fork only now, before any event loop or thread exists.
+    sock = socket.create_server((settings.host, settings.port), reuse_port=True, backlog=1024)
+    children: list[int] = []
+    for _ in range(settings.workers):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _serve_one(settings, sock)
+            finally:
+                os._exit(0)
+        children.append(pid)
+    sock.close()
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    for child in children:
+        _, code = os.waitpid(child, 0)
+        status = status or os.waitstatus_to_exitcode(code)
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ValueError as exc:
+        print(f"axis: configuration: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "init":
+            return cmd_init(settings)
+        if args.command == "serve":
+            return cmd_serve(settings)
+        if args.command == "token":
+            return cmd_token(args, settings)
+    except AxisError as exc:
+        print(f"axis: {exc.detail}", file=sys.stderr)
+        return 1
+    return 2

@@ -1,0 +1,122 @@
+"""Settings: one frozen object, built in one place from flags and ``AXIS_*`` variables.
+
+Nothing else in the axis reads the environment: every module gets what it needs passed down,
+so a test can run several differently configured axes in one process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable, with the contract's defaults."""
+
+    data: Path = Path("./var")
+    store: str = ""  # empty: embedded SQLite inside ``data``; else a postgresql:// URL
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_bytes: int = 50 * MIB
+    # bodies up to this size are kept inline in the store; larger ones as files beside it
+    inline_max: int = 256 * 1024
+    # bodies up to this size are read into memory; larger ones are spooled to disk first
+    spool_threshold: int = 1 * MIB
+    push_retry_base: float = 10.0
+    push_retry_cap: float = 3600.0
+    push_max_age: float = 259200.0
+    push_timeout: float = 30.0
+    group_commit_max: int = 256
+    workers: int = 1
+    log_level: str = "info"
+    log_json: bool = True
+    shipped_agencies: Path = field(
+        default_factory=lambda: Path(__file__).resolve().parent.parent / "agencies.yaml"
+    )
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data / "axis.sqlite3"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data / "blobs"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.data / "tmp"
+
+    @property
+    def key_path(self) -> Path:
+        return self.data / "axis-key.pem"
+
+    @property
+    def cert_path(self) -> Path:
+        return self.data / "axis.pem"
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.store.startswith(("postgresql://", "postgres://"))
+
+
+_ENV: dict[str, str] = {
+    "data": "AXIS_DATA",
+    "store": "AXIS_STORE",
+    "host": "AXIS_HOST",
+    "port": "AXIS_PORT",
+    "max_bytes": "AXIS_MAX_BYTES",
+    "inline_max": "AXIS_INLINE_MAX",
+    "spool_threshold": "AXIS_SPOOL_THRESHOLD",
+    "push_retry_base": "AXIS_PUSH_RETRY_BASE",
+    "push_retry_cap": "AXIS_PUSH_RETRY_CAP",
+    "push_max_age": "AXIS_PUSH_MAX_AGE",
+    "push_timeout": "AXIS_PUSH_TIMEOUT",
+    "group_commit_max": "AXIS_GROUP_COMMIT_MAX",
+    "workers": "AXIS_WORKERS",
+    "log_level": "AXIS_LOG_LEVEL",
+    "log_json": "AXIS_LOG_JSON",
+}
+
+
+def _convert(name: str, raw: Any) -> Any:
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    if kind == "Path":
+        return Path(raw)
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    if kind == "bool":
+        return raw if isinstance(raw, bool) else str(raw).lower() in {"1", "true", "yes", "on"}
+    return str(raw)
+
+
+def build_settings(
+    flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Flags win over ``AXIS_*`` variables, which win over the defaults.
+
+    A malformed value raises ``ValueError`` naming the variable, at start-up rather than at
+    the first request that needs it.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for name, var in _ENV.items():
+        if var in env and env[var] != "":
+            try:
+                values[name] = _convert(name, env[var])
+            except ValueError as exc:
+                raise ValueError(f"{var}={env[var]!r}: {exc}") from None
+    for name, value in (flags or {}).items():
+        if value is not None:
+            values[name] = _convert(name, value)
+    settings = replace(Settings(), **values)
+    if settings.max_bytes <= 0 or settings.workers < 1:
+        raise ValueError("AXIS_MAX_BYTES and AXIS_WORKERS must be positive")
+    return settings

@@ -1,0 +1,164 @@
+"""One error tree for the whole axis.
+
+Each class knows its stable problem ``code`` and HTTP status, so the web layer maps any
+``AxisError`` to ``application/problem+json`` in one place and the core never imports aiohttp.
+``detail`` always names the element or field at fault: a sender must be able to fix the
+package from the answer alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class AxisError(Exception):
+    """Base of every error the axis reports to a client."""
+
+    code: ClassVar[str] = "invalid_request"
+    status: ClassVar[int] = 400
+    title: ClassVar[str] = "Invalid request"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    def problem(self) -> dict[str, Any]:
+        """The RFC 9457 body, with our machine ``code``."""
+        body: dict[str, Any] = {
+            "type": f"https://axis.gov.vn/problems/{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+        }
+        body.update(self.extra)
+        return body
+
+
+class InvalidRequest(AxisError):
+    code = "invalid_request"
+    status = 400
+    title = "Invalid request"
+
+
+class MalformedXml(AxisError):
+    code = "malformed_xml"
+    status = 400
+    title = "The body is not well-formed XML"
+
+
+class ForbiddenXml(AxisError):
+    code = "forbidden_xml"
+    status = 400
+    title = "The XML uses a forbidden construct (DTD, entity, external reference, size)"
+
+
+class SchemaInvalid(AxisError):
+    code = "schema_invalid"
+    status = 400
+    title = "The package does not match the edXML schema"
+
+
+class SignatureMissing(AxisError):
+    code = "signature_missing"
+    status = 400
+    title = "The package carries no XML-DSig signature"
+
+
+class SignatureInvalid(AxisError):
+    code = "signature_invalid"
+    status = 400
+    title = "The signature does not hold"
+
+
+class SignatureAlgorithm(AxisError):
+    code = "signature_algorithm"
+    status = 400
+    title = "The signature uses an algorithm the policy refuses"
+
+
+class Unauthorized(AxisError):
+    code = "unauthorized"
+    status = 401
+    title = "Missing or invalid bearer token"
+
+
+class Forbidden(AxisError):
+    code = "forbidden"
+    status = 403
+    title = "This token may not do that"
+
+
+class SenderMismatch(AxisError):
+    code = "sender_mismatch"
+    status = 403
+    title = "From/OrganId is not the caller's agency"
+
+
+class UntrustedSigner(AxisError):
+    code = "untrusted_signer"
+    status = 403
+    title = "The signing certificate is not registered for the sender or not valid now"
+
+
+class NotAParty(AxisError):
+    code = "not_a_party"
+    status = 403
+    title = "The caller is not a party to that document"
+
+
+class NotFound(AxisError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class DuplicateConflict(AxisError):
+    code = "duplicate_conflict"
+    status = 409
+    title = "Conflicts with what was accepted before"
+
+
+class TooLarge(AxisError):
+    code = "too_large"
+    status = 413
+    title = "The body is larger than the limit"
+
+
+class UnsupportedMediaType(AxisError):
+    code = "unsupported_media_type"
+    status = 415
+    title = "Unsupported media type"
+
+
+class UnknownRecipient(AxisError):
+    code = "unknown_recipient"
+    status = 422
+    title = "A recipient code is not registered"
+
+
+class RecipientUnavailable(AxisError):
+    code = "recipient_unavailable"
+    status = 422
+    title = "A recipient cannot receive mail now"
+
+
+class UnknownDocument(AxisError):
+    code = "unknown_document"
+    status = 422
+    title = "No such document from this sender"
+
+
+class RateLimited(AxisError):
+    code = "rate_limited"
+    status = 429
+    title = "Too many requests"
+
+
+class StoreError(Exception):
+    """A backend failure (disk full, engine gone): never the client's fault, answered 503."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot take writes now (read-only disk, engine down)."""

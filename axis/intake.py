@@ -1,0 +1,135 @@
+"""Intake: the way of a document from received bytes to a stored, routed message.
+
+In the order of the contract: parse safely and check the schema, check the sender is the
+caller, verify the signature against the sender's pinned certificates, check the business
+references, route, store the bytes once with one delivery per recipient. Each step raises its
+own problem; nothing is stored unless every step passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from axis import edxml, ids, log, routing, signing, timeutil
+from axis.config import Settings
+from axis.errors import SenderMismatch, UnknownDocument
+from axis.registry import Registry
+from axis.store.base import AcceptResult, NewMessage, Principal, Store
+from axis.store.sqlite import place_blob
+from axis.web.body import Body
+
+_log = log.get("axis.intake")
+# Packages larger than this are parsed and verified off the event loop.
+OFFLOAD_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A package that passed parsing, schema, sender and signature checks."""
+
+    parsed: edxml.Parsed
+    signer: signing.Signer
+
+
+def check(body: Body, principal: Principal, registry: Registry, expect: str) -> Checked:
+    """Parse, match the sender, verify the signature: pure CPU, no I/O beyond the spool file."""
+    source: bytes | Path = body.data if body.data is not None else body.path  # type: ignore[assignment]
+    parsed = edxml.parse(source, expect="edoc" if expect == "edoc" else "status")
+    from_id = parsed.packet.from_id
+    if from_id != principal.organ_id:
+        raise SenderMismatch(
+            f"From/OrganId is {from_id}, but the token belongs to {principal.organ_id}"
+        )
+    agency = registry.get(from_id)
+    trusted = [c.cert for c in agency.certificates] if agency else []
+    signer = signing.verify_package(
+        parsed.tree,
+        trusted=trusted,
+        allow_sha1=bool(agency and agency.allow_sha1),
+        now=timeutil.now(),
+    )
+    return Checked(parsed, signer)
+
+
+class Intake:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self._settings = settings
+        self._store = store
+
+    async def accept_edoc(
+        self, body: Body, principal: Principal, registry: Registry
+    ) -> AcceptResult:
+        assert principal.organ_id is not None
+        again = await self._store.find_by_digest(principal.organ_id, body.sha256)
+        if again is not None:
+            body.discard()
+            return AcceptResult(again, created=False)
+        if body.size > OFFLOAD_BYTES:
+            checked = await asyncio.to_thread(check, body, principal, registry, "edoc")
+        else:
+            checked = check(body, principal, registry, "edoc")
+        packet = checked.parsed.packet
+        assert isinstance(packet, edxml.Edoc)
+        await self._check_references(packet)
+        routes = routing.route(packet.to_ids, registry)
+        delivery_ids = {r: ids.new_id("dlv") for r in routing.distinct_recipients(routes)}
+        inline = body.data if body.size <= self._settings.inline_max else None
+        body_file = None
+        if inline is None:
+            body_file = await asyncio.to_thread(self._persist_large, body)
+        message = NewMessage(
+            id=ids.new_id("msg"),
+            kind="edoc",
+            from_id=packet.from_id,
+            document_id=packet.document_id,
+            business_type=packet.business_type,
+            status_code=None,
+            sha256=body.sha256,
+            size=body.size,
+            received_at=timeutil.fmt(timeutil.now()),
+            body=inline,
+            body_file=body_file,
+            routes=routes,
+            delivery_ids=delivery_ids,
+            actor=principal.actor,
+            replaced_ids=packet.replaced_ids,
+            signer_sha256=checked.signer.certificate_sha256,
+        )
+        result = await self._store.accept(message)
+        if result.created:
+            _log.info(
+                "message_accepted",
+                message_id=message.id,
+                document_id=message.document_id,
+                from_id=message.from_id,
+                recipients=list(delivery_ids),
+                size=message.size,
+            )
+        return result
+
+    async def _check_references(self, packet: edxml.Edoc) -> None:
+        """Revocations and updates name a document the sender sent; replacements the replaced."""
+        if packet.business_type in (1, 2):
+            if await self._store.document_sent(packet.from_id, packet.document_id) is None:
+                raise UnknownDocument(
+                    f"DocumentId {packet.document_id}: {packet.from_id} sent no such document"
+                    f" to revoke or update"
+                )
+        elif packet.business_type == 3:
+            for replaced in packet.replaced_ids:
+                if await self._store.document_sent(packet.from_id, replaced) is None:
+                    raise UnknownDocument(
+                        f"ReplacementInfo/DocumentId {replaced}: {packet.from_id} sent no such"
+                        f" document to replace"
+                    )
+
+    def _persist_large(self, body: Body) -> Path:
+        if body.path is not None:
+            return place_blob(self._settings, body.path, body.sha256)
+        assert body.data is not None
+        self._settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._settings.tmp_dir / f"{body.sha256}.{ids.new_id('tmp')}"
+        tmp.write_bytes(body.data)
+        return place_blob(self._settings, tmp, body.sha256)

@@ -1,0 +1,275 @@
+"""Agencies' endpoints: send, follow, receive, acknowledge, and the directory."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any, cast
+
+import orjson
+from aiohttp import web
+
+from axis.errors import InvalidRequest, NotFound
+from axis.intake import Intake
+from axis.store.base import AckResult, MessageKind, MessageRecord, Principal, RecipientView
+from axis.web import query
+from axis.web.body import read_xml_body
+from axis.web.keys import METRICS, REGISTRY, SETTINGS, STORE
+from axis.web.middleware import principal, require_agency
+
+INTAKE = web.AppKey("intake", Intake)
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status, body=orjson.dumps(data), content_type="application/json", headers=headers
+    )
+
+
+def _recipient_json(r: RecipientView, *, full: bool) -> dict[str, Any]:
+    if not full:
+        return {
+            "organ_id": r.organ_id,
+            "delivered_to": r.delivered_to,
+            "delivery_id": r.delivery_id,
+            "state": r.state,
+        }
+    return {
+        "organ_id": r.organ_id,
+        "delivered_to": r.delivered_to,
+        "delivery_id": r.delivery_id,
+        "state": r.state,
+        "attempts": r.attempts,
+        "last_error": r.last_error,
+        "updated_at": r.updated_at,
+        "statuses": [{"code": s.code, "at": s.at, "message_id": s.message_id} for s in r.statuses],
+    }
+
+
+def accepted_json(record: MessageRecord) -> dict[str, Any]:
+    """The answer to a send, the same for the first send and for an identical resend."""
+    body: dict[str, Any] = {
+        "id": record.id,
+        "kind": record.kind,
+        "document_id": record.document_id,
+        "from": record.from_id,
+        "sha256": record.sha256,
+        "size": record.size,
+        "received_at": record.received_at,
+        "recipients": [_recipient_json(r, full=False) for r in record.recipients],
+        "receipt_url": f"/v1/messages/{record.id}/receipt",
+    }
+    if record.kind == "edoc":
+        body["business_type"] = record.business_type
+    else:
+        body["status_code"] = record.status_code
+    return body
+
+
+async def post_edoc(request: web.Request) -> web.Response:
+    who, _ = await require_agency(request)
+    settings = request.app[SETTINGS]
+    body = await read_xml_body(request, settings)
+    try:
+        registry = await request.app[REGISTRY].current()
+        result = await request.app[INTAKE].accept_edoc(body, who, registry)
+    except BaseException:
+        body.discard()
+        raise
+    metrics = request.app[METRICS]
+    metrics.inc(
+        "axis_messages_total", kind="edoc", outcome="created" if result.created else "repeat"
+    )
+    location = {"Location": f"/v1/messages/{result.record.id}"}
+    return json_response(accepted_json(result.record), 201 if result.created else 200, location)
+
+
+def visible_record(record: MessageRecord, who: Principal) -> MessageRecord | None:
+    """What the caller may see of a message: the sender all, a recipient its own row."""
+    if who.role in ("admin", "auditor") or record.from_id == who.organ_id:
+        return record
+    own = tuple(r for r in record.recipients if r.delivered_to == who.organ_id)
+    if not own:
+        return None
+    return MessageRecord(
+        id=record.id,
+        kind=record.kind,
+        from_id=record.from_id,
+        document_id=record.document_id,
+        business_type=record.business_type,
+        status_code=record.status_code,
+        sha256=record.sha256,
+        size=record.size,
+        received_at=record.received_at,
+        recipients=own,
+    )
+
+
+async def load_visible(request: web.Request) -> MessageRecord:
+    who = await principal(request)
+    message_id = request.match_info["id"]
+    record = await request.app[STORE].message(message_id)
+    visible = visible_record(record, who) if record else None
+    if visible is None:
+        raise NotFound(f"message {message_id}: no such message for this caller")
+    return visible
+
+
+async def get_message(request: web.Request) -> web.Response:
+    record = await load_visible(request)
+    body: dict[str, Any] = {
+        "id": record.id,
+        "kind": record.kind,
+        "document_id": record.document_id,
+        "from": record.from_id,
+        "sha256": record.sha256,
+        "size": record.size,
+        "received_at": record.received_at,
+        "recipients": [_recipient_json(r, full=True) for r in record.recipients],
+    }
+    if record.kind == "edoc":
+        body["business_type"] = record.business_type
+    else:
+        body["status_code"] = record.status_code
+    return json_response(body)
+
+
+async def get_outbox(request: web.Request) -> web.Response:
+    _, organ_id = await require_agency(request)
+    page = await request.app[STORE].outbox(
+        organ_id,
+        since=query.time(request, "since"),
+        until=query.time(request, "until"),
+        document_id=request.query.get("document_id") or None,
+        cursor=request.query.get("cursor"),
+        limit=query.limit(request),
+    )
+    items = [
+        {
+            "id": r.id,
+            "kind": r.kind,
+            "document_id": r.document_id,
+            "received_at": r.received_at,
+            "recipients": [{"organ_id": x.organ_id, "state": x.state} for x in r.recipients],
+        }
+        for r in page.items
+    ]
+    return json_response({"items": items, "next_cursor": page.next_cursor})
+
+
+async def get_inbox(request: web.Request) -> web.Response:
+    _, organ_id = await require_agency(request)
+    store = request.app[STORE]
+    kind = cast(MessageKind | None, query.choice(request, "kind", ("edoc", "status")))
+    wait = query.number(request, "wait", 0.0, 0.0, 60.0)
+    cursor = request.query.get("cursor")
+    limit = query.limit(request)
+    page = await store.inbox(organ_id, kind=kind, cursor=cursor, limit=limit)
+    if not page.items and wait > 0:
+        deadline = time.monotonic() + wait
+        while not page.items:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            await store.wait_for_mail(organ_id, remaining)
+            page = await store.inbox(organ_id, kind=kind, cursor=cursor, limit=limit)
+    items = [
+        {
+            "id": m.id,
+            "kind": m.kind,
+            "from": m.from_id,
+            "document_id": m.document_id,
+            "status_code": m.status_code,
+            "sha256": m.sha256,
+            "size": m.size,
+            "received_at": m.received_at,
+        }
+        for m in page.items
+    ]
+    return json_response({"items": items, "next_cursor": page.next_cursor})
+
+
+async def fetch_message(request: web.Request) -> web.StreamResponse:
+    who, organ_id = await require_agency(request)
+    message_id = request.match_info["id"]
+    fetched = await request.app[STORE].fetch(message_id, organ_id, actor=who.actor)
+    if fetched is None:
+        raise NotFound(f"message {message_id}: not in the inbox of {organ_id}")
+    digest = base64.b64encode(bytes.fromhex(fetched.sha256)).decode()
+    headers = {
+        "X-Axis-Message-Id": fetched.message_id,
+        "X-Axis-From": fetched.from_id,
+        "X-Axis-Kind": fetched.kind,
+        "Repr-Digest": f"sha-256=:{digest}:",
+        "Content-Type": "application/xml",
+    }
+    if fetched.body is not None:
+        return web.Response(body=fetched.body, headers=headers)
+    assert fetched.body_file is not None
+    return web.FileResponse(fetched.body_file, headers=headers)
+
+
+async def ack_message(request: web.Request) -> web.Response:
+    who, organ_id = await require_agency(request)
+    message_id = request.match_info["id"]
+    try:
+        data = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise InvalidRequest('body: JSON {"result": "done" | "fail", "reason": "…"}') from None
+    if not isinstance(data, dict) or data.get("result") not in ("done", "fail"):
+        raise InvalidRequest('result: "done" or "fail"')
+    reason = data.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise InvalidRequest("reason: a string")
+    result = cast(AckResult, data["result"])
+    try:
+        row = await request.app[STORE].ack(message_id, organ_id, result, reason, actor=who.actor)
+    except LookupError:
+        raise NotFound(f"message {message_id}: not in the inbox of {organ_id}") from None
+    return json_response(
+        {"id": message_id, "organ_id": organ_id, "state": row.state, "updated_at": row.updated_at}
+    )
+
+
+async def get_agencies(request: web.Request) -> web.Response:
+    await principal(request)
+    registry = await request.app[REGISTRY].current()
+    status = query.choice(request, "status", ("active", "suspended", "closed"))
+    kind = request.query.get("kind") or None
+    needle = (request.query.get("q") or "").casefold()
+    matches = [
+        a
+        for a in sorted(registry.agencies.values(), key=lambda a: a.organ_id)
+        if (status is None or a.status == status)
+        and (kind is None or a.kind == kind)
+        and (not needle or needle in a.organ_id.casefold() or needle in a.name.casefold())
+    ]
+    limit = query.limit(request)
+    cursor = request.query.get("cursor")
+    start = 0
+    if cursor:
+        try:
+            start = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()[1:])
+        except ValueError:
+            raise InvalidRequest(f"cursor: not a cursor this axis gave: {cursor!r}") from None
+    chunk = matches[start : start + limit]
+    after = start + limit
+    next_cursor = (
+        base64.urlsafe_b64encode(f"o{after}".encode()).decode().rstrip("=")
+        if after < len(matches)
+        else None
+    )
+    return json_response({"items": [a.public_json() for a in chunk], "next_cursor": next_cursor})
+
+
+def setup(app: web.Application) -> None:
+    app[INTAKE] = Intake(app[SETTINGS], app[STORE])
+    app.router.add_post("/v1/edocs", post_edoc)
+    app.router.add_get("/v1/messages/{id}", get_message)
+    app.router.add_get("/v1/outbox", get_outbox)
+    app.router.add_get("/v1/inbox", get_inbox)
+    app.router.add_get("/v1/inbox/{id}", fetch_message)
+    app.router.add_post("/v1/inbox/{id}/ack", ack_message)
+    app.router.add_get("/v1/agencies", get_agencies)

@@ -1,0 +1,43 @@
+"""``create_app``: the aiohttp application, its routes and the resources it opens and closes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from axis.config import Settings
+from axis.metrics import Metrics
+from axis.signing import AxisKey
+from axis.store.base import Store
+from axis.web import admin, agencies, ops
+from axis.web.keys import AXIS_KEY, METRICS, REGISTRY, SETTINGS, STORE
+from axis.web.middleware import problems
+from axis.web.registry_cache import RegistryCache
+
+
+def create_app(
+    settings: Settings, store: Store, axis_key: AxisKey, *, own_store: bool = True
+) -> web.Application:
+    """The whole HTTP API over one store; the store is opened and closed with the app."""
+    app = web.Application(middlewares=[problems], client_max_size=settings.max_bytes + 1)
+    app[SETTINGS] = settings
+    app[STORE] = store
+    app[AXIS_KEY] = axis_key
+    app[METRICS] = Metrics()
+    app[REGISTRY] = RegistryCache(store)
+
+    async def store_lifecycle(app: web.Application) -> AsyncIterator[None]:
+        if own_store:
+            await store.open()
+        await store.check_schema()
+        await app[REGISTRY].reload()
+        yield
+        if own_store:
+            await store.close()
+
+    app.cleanup_ctx.append(store_lifecycle)
+    ops.setup(app)
+    agencies.setup(app)
+    admin.setup(app)
+    return app

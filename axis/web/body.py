@@ -1,0 +1,83 @@
+"""Reading request bodies within limits: in memory when small, spooled to disk when large.
+
+The size limit is enforced while reading, so an oversized body is refused as soon as the limit
+is passed and the rest is never read; the SHA-256 is computed on the way in, so the digest of
+the exact bytes is known without reading them twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from axis.config import Settings
+from axis.errors import InvalidRequest, TooLarge, UnsupportedMediaType
+
+XML_TYPES = ("application/xml", "text/xml")
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """The exact bytes received: in ``data``, or in the spooled file ``path``."""
+
+    data: bytes | None
+    path: Path | None
+    sha256: str
+    size: int
+
+    def discard(self) -> None:
+        """Remove a spooled file that was not kept."""
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+async def read_xml_body(request: web.Request, settings: Settings) -> Body:
+    if request.content_type not in XML_TYPES:
+        raise UnsupportedMediaType(
+            f"Content-Type: expected application/xml, got {request.content_type or 'none'}"
+        )
+    limit = settings.max_bytes
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise TooLarge(f"body: {declared} bytes declared, the limit is {limit}")
+    hasher = hashlib.sha256()
+    chunks: list[bytes] = []
+    size = 0
+    spool = None
+    spool_path: Path | None = None
+    try:
+        async for chunk in request.content.iter_chunked(256 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"body: more than the limit of {limit} bytes")
+            hasher.update(chunk)
+            if spool is not None:
+                spool.write(chunk)
+            elif size > settings.spool_threshold:
+                settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+                fd, name = tempfile.mkstemp(dir=settings.tmp_dir, suffix=".edxml")
+                spool = os.fdopen(fd, "wb")
+                spool_path = Path(name)
+                for held in chunks:
+                    spool.write(held)
+                spool.write(chunk)
+                chunks.clear()
+            else:
+                chunks.append(chunk)
+    except BaseException:
+        if spool is not None:
+            spool.close()
+        if spool_path is not None:
+            spool_path.unlink(missing_ok=True)
+        raise
+    if spool is not None:
+        spool.close()
+    if size == 0:
+        raise InvalidRequest("body: empty; send the signed edXML package")
+    data = None if spool_path is not None else b"".join(chunks)
+    return Body(data, spool_path, hasher.hexdigest(), size)

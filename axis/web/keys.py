@@ -1,0 +1,17 @@
+"""Typed application keys: the shared objects every handler reaches through the app."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from axis.config import Settings
+from axis.metrics import Metrics
+from axis.signing import AxisKey
+from axis.store.base import Store
+from axis.web.registry_cache import RegistryCache
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+REGISTRY = web.AppKey("registry", RegistryCache)
+AXIS_KEY = web.AppKey("axis_key", AxisKey)
+METRICS = web.AppKey("metrics", Metrics)

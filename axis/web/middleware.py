@@ -1,0 +1,122 @@
+"""Cross-cutting request handling: authentication, request ids, errors as problem+json.
+
+Every error leaves through ``problems``: an ``AxisError`` becomes its RFC 9457 body, aiohttp's
+own 404/405 get the same shape, and anything unexpected is logged with the request id and
+answered 500 without leaking internals.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+
+import orjson
+import structlog
+from aiohttp import web
+
+from axis import log
+from axis.errors import AxisError, Forbidden, StoreError, Unauthorized
+from axis.store.base import Principal, Role
+from axis.tokens import hash_token
+from axis.web.keys import METRICS, REGISTRY, STORE
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_log = log.get("axis.web")
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+def problem_response(
+    status: int, code: str, title: str, detail: str, extra: dict[str, object] | None = None
+) -> web.Response:
+    body: dict[str, object] = {
+        "type": f"https://axis.gov.vn/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if extra:
+        body.update(extra)
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type="application/problem+json"
+    )
+
+
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "invalid_request",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+
+
+@web.middleware
+async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id") or secrets.token_hex(8)
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    try:
+        response = await handler(request)
+    except AxisError as exc:
+        request.app[METRICS].inc("axis_errors_total", code=exc.code)
+        if exc.status >= 500 or exc.code in ("forbidden_xml",):
+            _log.warning("request_refused", code=exc.code, detail=exc.detail, path=request.path)
+        response = problem_response(exc.status, exc.code, exc.title, exc.detail, exc.extra)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "invalid_request")
+        response = problem_response(exc.status, code, exc.reason, exc.text or exc.reason)
+    except StoreError as exc:
+        _log.error("store_unavailable", error=str(exc), path=request.path)
+        response = problem_response(
+            503, "unavailable", "The store cannot take this now", "retry later"
+        )
+        response.headers["Retry-After"] = "5"
+    except Exception:
+        _log.exception("request_crashed", path=request.path, method=request.method)
+        response = problem_response(
+            500, "internal_error", "Internal error", f"request {request_id} failed; see logs"
+        )
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+async def principal(request: web.Request) -> Principal:
+    """The caller, from ``Authorization: Bearer``; 401 when missing, unknown or revoked."""
+    cached = request.get(PRINCIPAL)
+    if cached is not None:
+        return cached
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization: expected 'Bearer <token>'")
+    found = await request.app[STORE].principal_for(hash_token(token.strip()))
+    if found is None:
+        raise Unauthorized("Authorization: unknown or revoked token")
+    if found.role == "agency":
+        registry = await request.app[REGISTRY].current()
+        agency = registry.get(found.organ_id or "")
+        if agency is None or agency.status != "active":
+            status = agency.status if agency else "not registered"
+            raise Forbidden(f"agency {found.organ_id} is {status}; its tokens are refused")
+    structlog.contextvars.bind_contextvars(principal=found.actor)
+    request[PRINCIPAL] = found
+    return found
+
+
+async def require(request: web.Request, *roles: Role) -> Principal:
+    """The caller, who must hold one of ``roles``; 403 otherwise."""
+    who = await principal(request)
+    if who.role not in roles:
+        raise Forbidden(f"this endpoint is for {' or '.join(roles)} tokens, not {who.role}")
+    return who
+
+
+async def require_agency(request: web.Request) -> tuple[Principal, str]:
+    who = await require(request, "agency")
+    assert who.organ_id is not None
+    return who, who.organ_id

@@ -1,0 +1,73 @@
+"""Operations and public endpoints: health, readiness, metrics, the axis certificate, receipts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiohttp import web
+
+from axis import receipts, timeutil
+from axis.web.agencies import json_response, load_visible
+from axis.web.keys import AXIS_KEY, METRICS, REGISTRY, STORE
+from axis.web.middleware import problem_response
+
+EXPIRY_WARNING = timedelta(days=30)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"ok": True})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    details: dict[str, object] = {"signing_key": AXIS_KEY in request.app}
+    try:
+        details["store"] = await request.app[STORE].healthy()
+    except Exception as exc:
+        details["store"] = {"error": str(exc)}
+        return problem_response(503, "not_ready", "Not ready", f"store: {exc}", details)
+    registry = await request.app[REGISTRY].current()
+    horizon = timeutil.now() + EXPIRY_WARNING
+    expiring = [
+        {"organ_id": a.organ_id, "sha256": c.sha256, "not_after": timeutil.fmt(c.not_after)}
+        for a in registry.agencies.values()
+        for c in a.certificates
+        if c.not_after <= horizon
+    ]
+    details["certificates_expiring"] = expiring
+    return json_response({"ok": True, **details})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = await request.app[REGISTRY].current()
+    horizon = timeutil.now() + EXPIRY_WARNING
+    expiring = sum(
+        1 for a in registry.agencies.values() for c in a.certificates if c.not_after <= horizon
+    )
+    text = request.app[METRICS].render(
+        [
+            ("axis_agencies", float(len(registry.agencies))),
+            ("axis_certificates_expiring_30d", float(expiring)),
+        ]
+    )
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+
+async def axis_certificate(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[AXIS_KEY].cert_pem, content_type="application/x-pem-file")
+
+
+async def receipt(request: web.Request) -> web.Response:
+    record = await load_visible(request)
+    full = await request.app[STORE].message(record.id)
+    assert full is not None
+    element = receipts.build(full, axis_name="axis")
+    signed = request.app[AXIS_KEY].sign_enveloped(element)
+    return web.Response(body=signed, content_type="application/xml", charset="utf-8")
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/axis/certificate", axis_certificate)
+    app.router.add_get("/v1/messages/{id}/receipt", receipt)

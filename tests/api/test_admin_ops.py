@@ -1,0 +1,108 @@
+"""Administration needed by the core (agencies, tokens) and the operations endpoints."""
+
+from __future__ import annotations
+
+from tests.support import pki
+from tests.support.harness import AxisHarness
+
+G22 = "000.00.00.G22"
+H41 = "000.00.00.H41"
+
+
+async def test_put_agency_creates_then_replaces(axis: AxisHarness) -> None:
+    """PUT creates a level-2 unit under its registered parent (201), then replaces it (200)."""
+    ident = pki.identity("rsa2048", common_name="unit signer")
+    body = {"name": "Sở Tài chính", "kind": "unit", "certificates": [ident.cert_pem.decode()]}
+    async with axis.session.put(
+        f"{axis.url}/v1/admin/agencies/000.00.01.H41", json=body, headers=axis.admin
+    ) as resp:
+        assert resp.status == 201
+        created = await resp.json()
+    assert created["parent"] == H41
+    assert created["certificates"][0]["subject"].startswith("CN=unit signer")
+    body["name"] = "Sở Tài chính tỉnh Nghệ An"
+    async with axis.session.put(
+        f"{axis.url}/v1/admin/agencies/000.00.01.H41", json=body, headers=axis.admin
+    ) as resp:
+        assert resp.status == 200
+    status, shown = await axis.get(axis.admin, "/v1/admin/agencies/000.00.01.H41")
+    assert status == 200
+    assert shown["name"] == "Sở Tài chính tỉnh Nghệ An"
+
+
+async def test_put_agency_refuses_bad_codes_and_successors(axis: AxisHarness) -> None:
+    """Malformed codes, missing parents and inactive successors are invalid_request."""
+    cases = [
+        ("000.00.00.h41", {"name": "x"}, "organ_id"),
+        ("000.00.07.Z99", {"name": "x"}, "parent"),
+        (
+            "000.00.00.H41",
+            {"name": "x", "status": "closed", "successor": "000.00.00.H22"},
+            "successor",
+        ),
+        ("000.00.00.H41", {"name": "x", "certificates": ["not a pem"]}, "certificates"),
+    ]
+    for organ_id, body, field in cases:
+        async with axis.session.put(
+            f"{axis.url}/v1/admin/agencies/{organ_id}", json=body, headers=axis.admin
+        ) as resp:
+            problem = await resp.json()
+            assert resp.status == 400, (organ_id, problem)
+            assert problem["code"] == "invalid_request"
+            assert field in problem["detail"], problem
+
+
+async def test_agency_tokens_cannot_administer(axis: AxisHarness) -> None:
+    """An agency token on an admin endpoint is 403 forbidden."""
+    agency = await axis.register(G22)
+    status, problem = await axis.get(agency, "/v1/admin/agencies")
+    assert status == 403
+    assert problem["code"] == "forbidden"
+
+
+async def test_revoked_token_is_refused_at_once(axis: AxisHarness) -> None:
+    """DELETE /v1/admin/tokens/{id} makes the token 401 on its next request."""
+    async with axis.session.post(
+        f"{axis.url}/v1/admin/agencies/{G22}/tokens", headers=axis.admin
+    ) as resp:
+        issued = await resp.json()
+    auth = {"Authorization": f"Bearer {issued['token']}"}
+    status, _ = await axis.get(auth, "/v1/inbox")
+    assert status == 200
+    async with axis.session.delete(
+        f"{axis.url}/v1/admin/tokens/{issued['token_id']}", headers=axis.admin
+    ) as resp:
+        assert resp.status == 204
+    status, problem = await axis.get(auth, "/v1/inbox")
+    assert status == 401
+    assert problem["code"] == "unauthorized"
+
+
+async def test_suspended_agency_tokens_are_refused(axis: AxisHarness) -> None:
+    """Suspending an agency refuses its tokens with 403."""
+    agency = await axis.register(H41)
+    await axis.register(H41, ident=agency.ident, status="suspended")
+    status, problem = await axis.get(agency, "/v1/inbox")
+    assert status == 403
+    assert "suspended" in problem["detail"]
+
+
+async def test_health_readiness_and_metrics(axis: AxisHarness) -> None:
+    """healthz and readyz answer 200 on a working axis; metrics is Prometheus text."""
+    status, body = await axis.get({}, "/healthz")
+    assert status == 200 and body["ok"] is True
+    status, body = await axis.get({}, "/readyz")
+    assert status == 200 and body["ok"] is True and body["signing_key"] is True
+    assert body["store"]["store"] == "sqlite"
+    async with axis.session.get(f"{axis.url}/metrics") as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    assert "axis_agencies 158" in text
+
+
+async def test_unknown_route_is_problem_json(axis: AxisHarness) -> None:
+    """Even aiohttp's own 404 comes back as problem+json with code not_found."""
+    async with axis.session.get(f"{axis.url}/v1/nothing-here") as resp:
+        assert resp.status == 404
+        assert resp.content_type == "application/problem+json"
+        assert (await resp.json())["code"] == "not_found"

@@ -1,0 +1,55 @@
+"""Shared fixtures: a real axis on loopback over a real SQLite file in a temporary directory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from axis.config import Settings, build_settings
+
+if TYPE_CHECKING:
+    from tests.support.harness import AxisHarness
+
+
+@pytest.fixture(scope="session")
+def axis_key_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
+    """One axis signing key for the whole run: generating RSA-3072 costs a noticeable time."""
+    from axis import signing
+
+    return signing.generate_axis_key("axis-test")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, axis_key_pair: tuple[bytes, bytes]) -> Settings:
+    data = tmp_path / "var"
+    data.mkdir()
+    (data / "axis-key.pem").write_bytes(axis_key_pair[0])
+    (data / "axis.pem").write_bytes(axis_key_pair[1])
+    return build_settings({"data": data}, env={})
+
+
+@pytest.fixture
+async def axis(settings: Settings) -> AsyncIterator[AxisHarness]:
+    from tests.support.harness import start_axis
+
+    async with start_axis(settings) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def settings_small_limit_axis(
+    tmp_path: Path, axis_key_pair: tuple[bytes, bytes]
+) -> AsyncIterator[AxisHarness]:
+    """An axis whose body limit is 64 KiB."""
+    data = tmp_path / "small"
+    data.mkdir()
+    (data / "axis-key.pem").write_bytes(axis_key_pair[0])
+    (data / "axis.pem").write_bytes(axis_key_pair[1])
+    small = build_settings({"data": data}, env={"AXIS_MAX_BYTES": "65536"})
+    from tests.support.harness import start_axis
+
+    async with start_axis(small) as harness:
+        yield harness
