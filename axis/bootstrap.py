@@ -13,7 +13,8 @@ from pathlib import Path
 from axis import registry, signing
 from axis.config import Settings
 from axis.store import open_store
-from axis.store.base import InitReport, Store
+from axis.store.base import InitReport
+from axis.store.protocol import Store
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,28 +9,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
 import os
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import orjson
 
-from axis import bootstrap, log, tokens
+from axis import bootstrap, cli_agencies, cli_audit, cli_worker, log, tokens
+from axis.cli_support import actor, common_flags, with_store
 from axis.config import Settings, build_settings
 from axis.errors import AxisError
 from axis.store import open_store
-from axis.store.base import Role, Store
+from axis.store.base import Role
+from axis.store.protocol import Store
 
 T = TypeVar("T")
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", help="data directory (AXIS_DATA, default ./var)")
-    parser.add_argument("--store", help="postgresql://… for the shared engine (AXIS_STORE)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,10 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("init", help="prepare a data directory (idempotent)")
-    _common(p)
+    common_flags(p)
 
     p = sub.add_parser("serve", help="run the axis HTTP server")
-    _common(p)
+    common_flags(p)
     p.add_argument("--host", help="listen address (AXIS_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (AXIS_PORT, default 8080)")
     p.add_argument("--workers", type=int, help="serving processes (AXIS_WORKERS, default 1)")
@@ -49,39 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("token", help="issue, list or revoke tokens")
     tsub = p.add_subparsers(dest="action", required=True)
     t = tsub.add_parser("issue", help="print a new token, alone on its line")
-    _common(t)
+    common_flags(t)
     who = t.add_mutually_exclusive_group(required=True)
     who.add_argument("--role", choices=["admin", "auditor"])
     who.add_argument("--agency", metavar="ORGAN_ID")
     t = tsub.add_parser("list", help="token ids, roles, agencies (never secrets)")
-    _common(t)
+    common_flags(t)
     t.add_argument("--agency", metavar="ORGAN_ID")
     t = tsub.add_parser("revoke", help="revoke a token at once")
-    _common(t)
+    common_flags(t)
     t.add_argument("token_id")
+    for module in (cli_agencies, cli_audit, cli_worker):
+        module.register(sub)
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     flags = {k: getattr(args, k, None) for k in ("data", "store", "host", "port", "workers")}
     return build_settings(flags)
-
-
-async def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
-    store = open_store(settings)
-    await store.open()
-    try:
-        await store.check_schema()
-        return await fn(store)
-    finally:
-        await store.close()
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:
-        return "cli"
 
 
 def cmd_init(settings: Settings) -> int:
@@ -105,28 +86,28 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
                 raise AxisError(f"agency {organ_id} is not registered")
             token_id, token, token_hash = tokens.generate()
             role: Role = "agency" if organ_id else args.role
-            await store.issue_token(token_id, token_hash, role, organ_id, actor=_actor())
+            await store.issue_token(token_id, token_hash, role, organ_id, actor=actor())
             print(
                 f"axis: issued {token_id} ({role}{' ' + organ_id if organ_id else ''})",
                 file=sys.stderr,
             )
             return token
 
-        print(asyncio.run(_with_store(settings, issue)))
+        print(asyncio.run(with_store(settings, issue)))
         return 0
     if args.action == "list":
 
         async def listing(store: Store) -> list[Any]:
             return list(await store.list_tokens(args.agency))
 
-        for info in asyncio.run(_with_store(settings, listing)):
+        for info in asyncio.run(with_store(settings, listing)):
             print(orjson.dumps(info).decode())
         return 0
 
     async def revoke(store: Store) -> bool:
-        return await store.revoke_token(args.token_id, actor=_actor())
+        return await store.revoke_token(args.token_id, actor=actor())
 
-    if not asyncio.run(_with_store(settings, revoke)):
+    if not asyncio.run(with_store(settings, revoke)):
         print(f"axis: no live token {args.token_id}", file=sys.stderr)
         return 1
     return 0
@@ -203,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve(settings)
         if args.command == "token":
             return cmd_token(args, settings)
+        handler = getattr(args, "handler", None)
+        if handler is not None:
+            status: int = handler(args, settings)
+            return status
     except AxisError as exc:
         print(f"axis: {exc.detail}", file=sys.stderr)
         return 1

@@ -16,8 +16,9 @@ from axis import edxml, ids, log, routing, signing, timeutil
 from axis.config import Settings
 from axis.errors import SenderMismatch, UnknownDocument
 from axis.registry import Registry
-from axis.store.base import AcceptResult, NewMessage, Principal, Store
-from axis.store.sqlite import place_blob
+from axis.store.base import AcceptResult, NewMessage, Principal
+from axis.store.protocol import Store
+from axis.store.sqlite_base import place_blob
 from axis.web.body import Body
 
 _log = log.get("axis.intake")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from axis.config import Settings
-from axis.store.base import Store
+from axis.store.protocol import Store
 
 
 def open_store(settings: Settings) -> Store:

@@ -153,8 +153,8 @@ class InitReport:
 AckResult = Literal["done", "fail"]
 
 
-class Store(Protocol):
-    """Everything the axis keeps, as domain operations."""
+class CoreStore(Protocol):
+    """The core: agencies, tokens, sending, receiving, as domain operations."""
 
     async def open(self) -> None:
         """Connect, check the schema version, start background machinery."""

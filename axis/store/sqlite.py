@@ -1,43 +1,28 @@
-"""The embedded store: one SQLite file in WAL mode, writes batched into group commits.
+"""The embedded default store: SQLite, one file, WAL, group commits (see ``sqlite_base``).
 
-Every write goes through one writer thread that takes whatever requests are waiting, runs each
-in its own savepoint inside one transaction, commits once (one fsync for the lot, since
-``synchronous=FULL``) and then answers them all. Under load that turns thousands of fsyncs
-into tens; an idle axis still commits a lone request at once. Reads run on the event loop's
-own connection: WAL readers never wait for the writer, and an indexed lookup costs less than
-a hop to a thread.
+Operations are grouped by area; each area's operations live beside their SQL, and
+``SqliteStore`` is their sum.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
-import os
-import queue
 import sqlite3
-import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
-from axis import audit, log, timeutil
+from axis import timeutil
 from axis.audit import Event
-from axis.config import Settings
-from axis.errors import DuplicateConflict, InvalidRequest, StoreError
+from axis.errors import DuplicateConflict
 from axis.registry import Agency, Certificate, Registry
 from axis.store.base import (
     AcceptResult,
     AckResult,
     Fetched,
     InboxItem,
-    InitReport,
     MessageKind,
     MessageRecord,
     NewMessage,
@@ -47,310 +32,25 @@ from axis.store.base import (
     Role,
     TokenInfo,
 )
-
-T = TypeVar("T")
-_log = log.get("axis.store")
-
-
-def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files("axis.store") / "sql" / "sqlite"
-    out = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            out.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(out)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
+from axis.store.sqlite_admin import SqliteAdminOps
+from axis.store.sqlite_audit import SqliteAuditOps
+from axis.store.sqlite_base import (
+    AGENCY_SELECT,
+    MESSAGE_SELECT,
+    OUTBOX_SELECT,
+    SqliteBase,
+    Tx,
+    agency_from_row,
+    bump_registry,
+    decode_cursor,
+    encode_cursor,
+    upsert_agency,
+)
+from axis.store.sqlite_push import SqlitePushOps
 
 
-class Tx:
-    """What one write operation sees: the connection, the commit time, the audit head."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.at = timeutil.fmt(timeutil.now())
-        self._head: tuple[int, str] | None = None
-
-    def event(self, event: Event) -> None:
-        """Append an audit event, chained to the last, in this same transaction."""
-        if self._head is None:
-            row = self.conn.execute(
-                "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-            self._head = (row[0], row[1]) if row else (0, audit.GENESIS)
-        seq = self._head[0] + 1
-        content = audit.canonical(seq, self.at, event)
-        digest = audit.chain_hash(self._head[1], content)
-        self.conn.execute(
-            "INSERT INTO audit_events (seq, at, type, actor, message_id, document_id, from_id,"
-            " to_id, detail, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                seq,
-                self.at,
-                event.type,
-                event.actor,
-                event.message_id,
-                event.document_id,
-                event.from_id,
-                event.to_id,
-                orjson.dumps(event.detail).decode(),
-                digest,
-            ),
-        )
-        self._head = (seq, digest)
-
-
-Op = Callable[[Tx], T]
-
-
-@dataclass(slots=True)
-class _Request:
-    op: Callable[[Tx], Any]
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
-
-
-class GroupWriter:
-    """One thread, one connection, one transaction per batch of waiting requests."""
-
-    def __init__(self, path: Path, max_batch: int) -> None:
-        self._path = path
-        self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="axis-sqlite-writer", daemon=True)
-        self._conn: sqlite3.Connection | None = None
-        self.batches = 0
-        self.writes = 0
-
-    def start(self) -> None:
-        self._conn = _connect(self._path)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-    def submit(self, op: Callable[[Tx], T]) -> asyncio.Future[T]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Request(op, future, loop))
-        return future
-
-    def _run(self) -> None:
-        assert self._conn is not None
-        conn = self._conn
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
-            self._commit(conn, batch)
-        conn.close()
-
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Request]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            tx = Tx(conn)
-            for request in batch:
-                head = tx._head
-                conn.execute("SAVEPOINT op")
-                try:
-                    outcomes.append((True, request.op(tx)))
-                    conn.execute("RELEASE op")
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    tx._head = head
-                    outcomes.append((False, exc))
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            _log.error("store_commit_failed", error=str(exc), batch=len(batch))
-            error = StoreError(f"the store could not commit: {exc}")
-            outcomes = [(False, error)] * len(batch)
-        self.batches += 1
-        self.writes += len(batch)
-        for request, (ok, value) in zip(batch, outcomes, strict=True):
-            request.loop.call_soon_threadsafe(_settle, request.future, ok, value)
-
-
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
-
-
-def encode_cursor(value: int) -> str:
-    return base64.urlsafe_b64encode(f"s{value}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int | None:
-    if cursor is None or cursor == "":
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("s"):
-            raise ValueError(raw)
-        return int(raw[1:])
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest(f"cursor: not a cursor this axis gave: {cursor!r}") from None
-
-
-def place_blob(settings: Settings, spooled: Path, sha256: str) -> Path:
-    """Move a spooled body into the content-addressed blob directory, durably.
-
-    Same bytes, same file: a body is stored once however often it is sent.
-    """
-    folder = settings.blob_dir / sha256[:2]
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / sha256
-    if target.exists():
-        spooled.unlink(missing_ok=True)
-        return target
-    with spooled.open("rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(spooled, target)
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return target
-
-
-class SqliteStore:
+class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
     """The embedded default store."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._path = settings.sqlite_path
-        self._writer: GroupWriter | None = None
-        self._read: sqlite3.Connection | None = None
-        self._waiters: dict[str, set[asyncio.Future[None]]] = defaultdict(set)
-        self._watch: asyncio.Task[None] | None = None
-
-    # ----------------------------------------------------------------- lifecycle
-
-    async def open(self) -> None:
-        self._settings.data.mkdir(parents=True, exist_ok=True)
-        self._read = _connect(self._path)
-        self._writer = GroupWriter(self._path, self._settings.group_commit_max)
-        self._writer.start()
-        self._watch = asyncio.create_task(self._watch_other_processes())
-
-    async def close(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
-        if self._writer is not None:
-            await asyncio.to_thread(self._writer.stop)
-        if self._read is not None:
-            self._read.close()
-        for waiters in self._waiters.values():
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_result(None)
-
-    @property
-    def _r(self) -> sqlite3.Connection:
-        if self._read is None:
-            raise StoreError("the store is not open")
-        return self._read
-
-    def _write(self, op: Callable[[Tx], T]) -> asyncio.Future[T]:
-        if self._writer is None:
-            raise StoreError("the store is not open")
-        return self._writer.submit(op)
-
-    def _schema_version(self) -> int:
-        try:
-            row = self._r.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        except sqlite3.OperationalError:
-            return 0
-        return int(row[0]) if row else 0
-
-    async def initialize(self, agencies: Sequence[Agency]) -> InitReport:
-        before = self._schema_version()
-        migrations = _migrations()
-
-        def migrate(tx: Tx) -> int:
-            version = before
-            for number, sql in migrations:
-                if number > version:
-                    for statement in _statements(sql):
-                        tx.conn.execute(statement)
-                    version = number
-            tx.conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (str(version),),
-            )
-            added = 0
-            for agency in agencies:
-                exists = tx.conn.execute(
-                    "SELECT 1 FROM agencies WHERE organ_id = ?", (agency.organ_id,)
-                ).fetchone()
-                if exists is None:
-                    _upsert_agency(tx, agency)
-                    added += 1
-            if added:
-                _bump_registry(tx)
-                tx.event(
-                    Event(
-                        type="agency_changed",
-                        actor="system:init",
-                        detail={"loaded": added, "source": "agencies.yaml"},
-                    )
-                )
-            return added
-
-        added = await self._write(migrate)
-        return InitReport(
-            created=before == 0,
-            agencies_added=added,
-            schema_version=migrations[-1][0],
-        )
-
-    async def check_schema(self) -> int:
-        """The schema version on disk; raises when it is older than this code expects."""
-        version = self._schema_version()
-        latest = _migrations()[-1][0]
-        if version != latest:
-            raise StoreError(
-                f"schema version {version} on disk, this axis needs {latest}: run `axis init`"
-            )
-        return version
-
-    async def healthy(self) -> dict[str, Any]:
-        def probe(tx: Tx) -> None:
-            tx.conn.execute("SELECT 1")
-
-        await self._write(probe)
-        return {"store": "sqlite", "path": str(self._path), "schema": self._schema_version()}
 
     # ----------------------------------------------------------------- agencies
 
@@ -361,8 +61,8 @@ class SqliteStore:
         ):
             certs[organ_id].append(Certificate.from_pem(pem))
         agencies = [
-            _agency_from_row(row, tuple(certs.get(row[0], ())))
-            for row in self._r.execute(_AGENCY_SELECT + " ORDER BY organ_id")
+            agency_from_row(row, tuple(certs.get(row[0], ())))
+            for row in self._r.execute(AGENCY_SELECT + " ORDER BY organ_id")
         ]
         return Registry.of(agencies, await self.registry_version())
 
@@ -373,10 +73,10 @@ class SqliteStore:
     async def put_agency(self, agency: Agency, *, actor: str) -> bool:
         def op(tx: Tx) -> bool:
             before = tx.conn.execute(
-                _AGENCY_SELECT + " WHERE organ_id = ?", (agency.organ_id,)
+                AGENCY_SELECT + " WHERE organ_id = ?", (agency.organ_id,)
             ).fetchone()
-            _upsert_agency(tx, agency)
-            _bump_registry(tx)
+            upsert_agency(tx, agency)
+            bump_registry(tx)
             tx.event(
                 Event(
                     type="agency_changed",
@@ -586,7 +286,7 @@ class SqliteStore:
         return AcceptResult(record, created=True)
 
     async def message(self, message_id: str) -> MessageRecord | None:
-        row = self._r.execute(_MESSAGE_SELECT + " WHERE id = ?", (message_id,)).fetchone()
+        row = self._r.execute(MESSAGE_SELECT + " WHERE id = ?", (message_id,)).fetchone()
         if row is None:
             return None
         return self._record(row)
@@ -656,7 +356,7 @@ class SqliteStore:
             clauses.append("document_id = ?")
             args.append(document_id)
         where = " AND ".join(clauses)  # fixed clause texts; every value is a parameter
-        sql = f"{_OUTBOX_SELECT} WHERE {where} ORDER BY seq DESC LIMIT ?"
+        sql = f"{OUTBOX_SELECT} WHERE {where} ORDER BY seq DESC LIMIT ?"
         rows = self._r.execute(sql, (*args, limit + 1)).fetchall()
         items = [self._record(row[1:]) for row in rows[:limit]]
         more = len(rows) > limit
@@ -681,43 +381,6 @@ class SqliteStore:
         items = [InboxItem(*row[1:]) for row in rows[:limit]]
         more = len(rows) > limit
         return Page(items, encode_cursor(rows[limit - 1][0]) if more else None)
-
-    async def wait_for_mail(self, organ_id: str, timeout: float) -> None:  # noqa: ASYNC109
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters[organ_id].add(future)
-        try:
-            await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            pass
-        finally:
-            waiters = self._waiters.get(organ_id)
-            if waiters is not None:
-                waiters.discard(future)
-                if not waiters:
-                    del self._waiters[organ_id]
-
-    def _wake(self, organ_ids: Any) -> None:
-        for organ_id in organ_ids:
-            for future in self._waiters.get(organ_id, ()):
-                if not future.done():
-                    future.set_result(None)
-
-    async def _watch_other_processes(self) -> None:
-        """Wake long-polls when another process sharing the file commits.
-
-        ``PRAGMA data_version`` changes only for commits made by other connections, and our own
-        writer is one; so this also catches nothing twice that matters: a woken waiter just
-        re-reads its inbox.
-        """
-        last = None
-        while True:
-            await asyncio.sleep(0.2)
-            if not self._waiters or self._read is None:
-                continue
-            version = self._read.execute("PRAGMA data_version").fetchone()[0]
-            if last is not None and version != last:
-                self._wake(list(self._waiters))
-            last = version
 
     async def fetch(self, message_id: str, organ_id: str, *, actor: str) -> Fetched | None:
         row = self._r.execute(
@@ -804,96 +467,3 @@ class SqliteStore:
         record = await self.message(message_id)
         assert record is not None
         return next(r for r in record.recipients if r.delivered_to == organ_id)
-
-    # ----------------------------------------------------------------- for tests and tools
-
-    def raw_connection(self) -> sqlite3.Connection:
-        """The read connection, for tests and diagnostics only."""
-        return self._r
-
-    @contextlib.contextmanager
-    def _unused(self) -> Iterator[None]:  # pragma: no cover - keeps contextlib imported
-        yield
-
-
-_AGENCY_SELECT = (
-    "SELECT organ_id, name, kind, parent, status, successor, endpoint, push_secret, allow_sha1,"
-    " confirmed, source FROM agencies"
-)
-_OUTBOX_SELECT = (
-    "SELECT seq, id, kind, from_id, document_id, business_type, status_code, sha256,"
-    " size, received_at, routes FROM messages"
-)
-_MESSAGE_SELECT = (
-    "SELECT id, kind, from_id, document_id, business_type, status_code, sha256, size,"
-    " received_at, routes FROM messages"
-)
-
-
-def _agency_from_row(row: tuple[Any, ...], certs: tuple[Certificate, ...]) -> Agency:
-    return Agency(
-        organ_id=row[0],
-        name=row[1],
-        kind=row[2],
-        parent=row[3],
-        status=row[4],
-        successor=row[5],
-        endpoint=row[6],
-        push_secret=row[7],
-        allow_sha1=bool(row[8]),
-        confirmed=bool(row[9]),
-        source=row[10],
-        certificates=certs,
-    )
-
-
-def _upsert_agency(tx: Tx, agency: Agency) -> None:
-    tx.conn.execute(
-        "INSERT INTO agencies (organ_id, name, kind, parent, status, successor, endpoint,"
-        " push_secret, allow_sha1, confirmed, source, updated_at)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (organ_id) DO UPDATE SET"
-        " name = excluded.name, kind = excluded.kind, parent = excluded.parent,"
-        " status = excluded.status, successor = excluded.successor,"
-        " endpoint = excluded.endpoint, push_secret = excluded.push_secret,"
-        " allow_sha1 = excluded.allow_sha1, confirmed = excluded.confirmed,"
-        " source = excluded.source, updated_at = excluded.updated_at",
-        (
-            agency.organ_id,
-            agency.name,
-            agency.kind,
-            agency.parent,
-            agency.status,
-            agency.successor,
-            agency.endpoint,
-            agency.push_secret,
-            int(agency.allow_sha1),
-            int(agency.confirmed),
-            agency.source,
-            tx.at,
-        ),
-    )
-    tx.conn.execute("DELETE FROM certificates WHERE organ_id = ?", (agency.organ_id,))
-    for cert in agency.certificates:
-        tx.conn.execute(
-            "INSERT INTO certificates (organ_id, sha256, pem, not_before, not_after)"
-            " VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
-            (
-                agency.organ_id,
-                cert.sha256,
-                cert.pem,
-                timeutil.fmt(cert.not_before),
-                timeutil.fmt(cert.not_after),
-            ),
-        )
-
-
-def _bump_registry(tx: Tx) -> None:
-    tx.conn.execute(
-        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_version'"
-    )
-
-
-def _statements(sql: str) -> list[str]:
-    """Split a migration file into statements (our files keep one ``;`` per statement end)."""
-    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from axis import push
 from axis.config import Settings
 from axis.metrics import Metrics
 from axis.signing import AxisKey
-from axis.store.base import Store
-from axis.web import admin, agencies, ops
+from axis.store.protocol import Store
+from axis.web import admin, agencies, audit, deliveries, ops
 from axis.web.keys import AXIS_KEY, METRICS, REGISTRY, SETTINGS, STORE
 from axis.web.middleware import problems
 from axis.web.registry_cache import RegistryCache
@@ -40,4 +41,7 @@ def create_app(
     ops.setup(app)
     agencies.setup(app)
     admin.setup(app)
+    audit.setup(app)
+    deliveries.setup(app)
+    push.setup(app)
     return app

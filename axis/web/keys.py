@@ -7,7 +7,7 @@ from aiohttp import web
 from axis.config import Settings
 from axis.metrics import Metrics
 from axis.signing import AxisKey
-from axis.store.base import Store
+from axis.store.protocol import Store
 from axis.web.registry_cache import RegistryCache
 
 SETTINGS = web.AppKey("settings", Settings)

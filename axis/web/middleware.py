@@ -87,9 +87,8 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
 
 async def principal(request: web.Request) -> Principal:
     """The caller, from ``Authorization: Bearer``; 401 when missing, unknown or revoked."""
-    cached = request.get(PRINCIPAL)
-    if cached is not None:
-        return cached
+    if PRINCIPAL in request:
+        return request[PRINCIPAL]
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

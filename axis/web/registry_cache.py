@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from axis.registry import Registry
-from axis.store.base import Store
+from axis.store.protocol import Store
 
 
 class RegistryCache:

@@ -10,7 +10,7 @@ import pytest
 from axis.config import build_settings
 from axis.registry import Agency
 from axis.store import open_store
-from axis.store.base import Store
+from axis.store.protocol import Store
 
 AGENCIES = [
     Agency(organ_id=f"000.00.00.H{n:02d}", name=f"Tỉnh {n}", kind="provincial") for n in range(1, 6)

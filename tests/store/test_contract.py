@@ -10,7 +10,8 @@ import pytest
 from axis import audit, ids, timeutil
 from axis.errors import DuplicateConflict
 from axis.routing import Route
-from axis.store.base import NewMessage, Store
+from axis.store.base import NewMessage
+from axis.store.protocol import Store
 from tests.store.conftest import AGENCIES
 
 H01, H02, H03 = (a.organ_id for a in AGENCIES[:3])

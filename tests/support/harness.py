@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestServer
 from axis import bootstrap, tokens
 from axis.config import Settings
 from axis.store import open_store
-from axis.store.base import Store
+from axis.store.protocol import Store
 from axis.web.app import create_app
 from tests.support import packets, pki, signers
 
