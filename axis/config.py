@@ -32,6 +32,13 @@ class Settings:
     push_retry_cap: float = 3600.0
     push_max_age: float = 259200.0
     push_timeout: float = 30.0
+    push_enabled: bool = True
+    push_concurrency: int = 4  # requests in flight per endpoint
+    push_breaker_threshold: int = 5  # consecutive failures before an endpoint is only probed
+    push_lease: float = 60.0  # seconds a claimed delivery stays claimed
+    push_ca_bundle: str = ""  # PEM bundle for https endpoints; empty: the system trust store
+    audit_checkpoint_interval: float = 300.0  # seconds between signed checkpoints
+    retention_days: float = 0.0  # purge message bodies older than this; 0 keeps them
     group_commit_max: int = 256
     workers: int = 1
     log_level: str = "info"
@@ -77,6 +84,13 @@ _ENV: dict[str, str] = {
     "push_retry_cap": "AXIS_PUSH_RETRY_CAP",
     "push_max_age": "AXIS_PUSH_MAX_AGE",
     "push_timeout": "AXIS_PUSH_TIMEOUT",
+    "push_enabled": "AXIS_PUSH_ENABLED",
+    "push_concurrency": "AXIS_PUSH_CONCURRENCY",
+    "push_breaker_threshold": "AXIS_PUSH_BREAKER_THRESHOLD",
+    "push_lease": "AXIS_PUSH_LEASE",
+    "push_ca_bundle": "AXIS_PUSH_CA_BUNDLE",
+    "audit_checkpoint_interval": "AXIS_AUDIT_CHECKPOINT_INTERVAL",
+    "retention_days": "AXIS_RETENTION_DAYS",
     "group_commit_max": "AXIS_GROUP_COMMIT_MAX",
     "workers": "AXIS_WORKERS",
     "log_level": "AXIS_LOG_LEVEL",

@@ -18,7 +18,7 @@ import queue
 import sqlite3
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -238,6 +238,8 @@ class SqliteBase:
         self._read: sqlite3.Connection | None = None
         self._waiters: dict[str, set[asyncio.Future[None]]] = defaultdict(set)
         self._watch: asyncio.Task[None] | None = None
+        # called (on the loop) with the agencies that just got new deliveries: push workers
+        self.mail_listeners: list[Callable[[Iterable[str]], None]] = []
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -353,7 +355,10 @@ class SqliteBase:
                 if not waiters:
                     del self._waiters[organ_id]
 
-    def _wake(self, organ_ids: Any) -> None:
+    def _wake(self, organ_ids: Iterable[str]) -> None:
+        organ_ids = list(organ_ids)
+        for listener in self.mail_listeners:
+            listener(organ_ids)
         for organ_id in organ_ids:
             for future in self._waiters.get(organ_id, ()):
                 if not future.done():
