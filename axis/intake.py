@@ -12,11 +12,18 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from axis import edxml, ids, log, routing, signing, timeutil
+from axis import edxml, ids, lifecycle, log, routing, signing, timeutil
 from axis.config import Settings
-from axis.errors import SenderMismatch, UnknownDocument
+from axis.errors import NotAParty, SenderMismatch, UnknownDocument
 from axis.registry import Registry
-from axis.store.base import AcceptResult, NewMessage, Principal
+from axis.store.base import (
+    AcceptResult,
+    DocumentInfo,
+    Link,
+    NewMessage,
+    NewStatus,
+    Principal,
+)
 from axis.store.protocol import Store
 from axis.store.sqlite_base import place_blob
 from axis.web.body import Body
@@ -73,7 +80,7 @@ class Intake:
             checked = check(body, principal, registry, "edoc")
         packet = checked.parsed.packet
         assert isinstance(packet, edxml.Edoc)
-        await self._check_references(packet)
+        links = await self._references(packet)
         routes = routing.route(packet.to_ids, registry)
         delivery_ids = {r: ids.new_id("dlv") for r in routing.distinct_recipients(routes)}
         inline = body.data if body.size <= self._settings.inline_max else None
@@ -97,6 +104,7 @@ class Intake:
             actor=principal.actor,
             replaced_ids=packet.replaced_ids,
             signer_sha256=checked.signer.certificate_sha256,
+            links=links,
         )
         result = await self._store.accept(message)
         if result.created:
@@ -110,21 +118,128 @@ class Intake:
             )
         return result
 
-    async def _check_references(self, packet: edxml.Edoc) -> None:
-        """Revocations and updates name a document the sender sent; replacements the replaced."""
+    async def _references(self, packet: edxml.Edoc) -> tuple[Link, ...]:
+        """Revocations and updates name a document the sender sent; replacements the replaced.
+
+        Returns the links that tie the new package to the documents it concerns, so both ends
+        show the relation.
+        """
         if packet.business_type in (1, 2):
-            if await self._store.document_sent(packet.from_id, packet.document_id) is None:
+            original = await self._store.document_sent(packet.from_id, packet.document_id)
+            if original is None:
                 raise UnknownDocument(
                     f"DocumentId {packet.document_id}: {packet.from_id} sent no such document"
-                    f" to revoke or update"
+                    f" to {'revoke' if packet.business_type == 1 else 'update'}"
                 )
-        elif packet.business_type == 3:
+            return (Link(original, "revokes" if packet.business_type == 1 else "updates"),)
+        if packet.business_type == 3:
+            links = []
             for replaced in packet.replaced_ids:
-                if await self._store.document_sent(packet.from_id, replaced) is None:
+                original = await self._store.document_sent(packet.from_id, replaced)
+                if original is None:
                     raise UnknownDocument(
                         f"ReplacementInfo/DocumentId {replaced}: {packet.from_id} sent no such"
                         f" document to replace"
                     )
+                links.append(Link(original, "replaces"))
+            return tuple(links)
+        return ()
+
+    async def accept_status(
+        self, body: Body, principal: Principal, registry: Registry
+    ) -> AcceptResult:
+        """A status packet: checked like a document, then filed on the document's timeline."""
+        assert principal.organ_id is not None
+        again = await self._store.find_by_digest(principal.organ_id, body.sha256)
+        if again is not None:
+            body.discard()
+            return AcceptResult(again, created=False)
+        checked = check(body, principal, registry, "status")
+        packet = checked.parsed.packet
+        assert isinstance(packet, edxml.Status)
+        doc, targets, parties = await self._parties(packet)
+        routes = routing.route(targets, registry)
+        received_at = timeutil.now()
+        at = timeutil.fmt(packet.timestamp) if packet.timestamp else timeutil.fmt(received_at)
+        links = [Link(doc.message_id, "status_of")]
+        if packet.status_code in ("15", "16"):
+            request = await self._store.latest_request(doc, packet.from_id)
+            if request is not None:
+                links.append(Link(request, "answers"))
+        message = NewMessage(
+            id=ids.new_id("msg"),
+            kind="status",
+            from_id=packet.from_id,
+            document_id=doc.document_id,
+            business_type=None,
+            status_code=packet.status_code,
+            sha256=body.sha256,
+            size=body.size,
+            received_at=timeutil.fmt(received_at),
+            body=body.data if body.size <= self._settings.inline_max else None,
+            body_file=(
+                None
+                if body.size <= self._settings.inline_max
+                else await asyncio.to_thread(self._persist_large, body)
+            ),
+            routes=routes,
+            delivery_ids={r: ids.new_id("dlv") for r in routing.distinct_recipients(routes)},
+            actor=principal.actor,
+            signer_sha256=checked.signer.certificate_sha256,
+            statuses=tuple(
+                NewStatus(doc.from_id, doc.document_id, party, packet.status_code, at)
+                for party in parties
+            ),
+            links=tuple(links),
+        )
+        result = await self._store.accept(message)
+        if result.created:
+            _log.info(
+                "status_accepted",
+                message_id=message.id,
+                document_id=doc.document_id,
+                from_id=packet.from_id,
+                status_code=packet.status_code,
+            )
+        return result
+
+    async def _parties(
+        self, packet: edxml.Status
+    ) -> tuple[DocumentInfo, tuple[str, ...], tuple[str, ...]]:
+        """The document a status concerns, whom it goes to, and whose rows it is filed on.
+
+        Recipients' codes go to the document's sender and are filed on the recipient's own row;
+        a take-back request (13) comes from the sender and goes to, and is filed on, every
+        recipient. A document forwarded from a closed code has the successor as its party.
+        """
+        rf = packet.response_for
+        document_id = rf.document_id or ""
+        if packet.status_code in lifecycle.SENDER_CODES:
+            # field packets name the addressee in ResponseFor/OrganId; the document is the
+            # caller's own
+            doc = await self._store.find_document(packet.from_id, document_id)
+            if doc is None:
+                other = await self._store.find_document(rf.organ_id or "", document_id)
+                if other is not None:
+                    raise NotAParty(
+                        f"StatusCode 13: only the sender of {document_id} ({other.from_id})"
+                        f" may ask to take it back"
+                    )
+                raise UnknownDocument(
+                    f"ResponseFor/DocumentId {document_id}: {packet.from_id} sent no such document"
+                )
+            return doc, doc.recipients, doc.recipients
+        doc = await self._store.find_document(rf.organ_id or "", document_id)
+        if doc is None:
+            raise UnknownDocument(
+                f"ResponseFor: no document {document_id} from {rf.organ_id} is known"
+            )
+        if packet.from_id not in doc.recipients:
+            raise NotAParty(
+                f"StatusCode {packet.status_code}: {packet.from_id} is not a recipient of"
+                f" {document_id}"
+            )
+        return doc, (doc.from_id,), (packet.from_id,)
 
     def _persist_large(self, body: Body) -> Path:
         if body.path is not None:

@@ -53,3 +53,19 @@ async def settings_small_limit_axis(
 
     async with start_axis(small) as harness:
         yield harness
+
+
+@pytest.fixture
+async def overdue_axis(
+    tmp_path: Path, axis_key_pair: tuple[bytes, bytes]
+) -> AsyncIterator[AxisHarness]:
+    """An axis whose recipients must report receipt within one second."""
+    from tests.support.harness import start_axis
+
+    data = tmp_path / "overdue"
+    data.mkdir()
+    (data / "axis-key.pem").write_bytes(axis_key_pair[0])
+    (data / "axis.pem").write_bytes(axis_key_pair[1])
+    quick = build_settings({"data": data}, env={"AXIS_RECEIPT_DEADLINE": "1"})
+    async with start_axis(quick) as harness:
+        yield harness

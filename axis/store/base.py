@@ -49,6 +49,35 @@ class TokenInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class NewStatus:
+    """A status carried by a status packet, filed on one recipient's row of a document."""
+
+    doc_from: str
+    document_id: str
+    party: str
+    code: str
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """The new message refers to an earlier one: revokes, updates, replaces, status_of, answers."""
+
+    to_message: str
+    relation: str
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    """A document as the lifecycle sees it: who sent it and who its parties are."""
+
+    message_id: str  # the message that introduced the DocumentId
+    from_id: str
+    document_id: str
+    recipients: tuple[str, ...]  # every agency it was delivered to (successors included)
+
+
+@dataclass(frozen=True, slots=True)
 class NewMessage:
     """A verified package ready to be stored, with its routes and fresh identifiers."""
 
@@ -68,6 +97,8 @@ class NewMessage:
     actor: str
     replaced_ids: tuple[str, ...] = ()
     signer_sha256: str | None = None
+    statuses: tuple[NewStatus, ...] = ()
+    links: tuple[Link, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +106,16 @@ class StatusEntry:
     code: str
     at: str
     message_id: str
+    received_at: str = ""
+    inconsistent: str | None = None  # why this status does not fit the ones before it
+
+
+@dataclass(frozen=True, slots=True)
+class LinkView:
+    message_id: str
+    relation: str
+    kind: str
+    document_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +144,8 @@ class MessageRecord:
     size: int
     received_at: str
     recipients: tuple[RecipientView, ...]
+    refers_to: tuple[LinkView, ...] = ()
+    referred_by: tuple[LinkView, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +243,12 @@ class CoreStore(Protocol):
     async def document_sent(self, from_id: str, document_id: str) -> str | None:
         """The id of the first message introducing ``document_id`` from this sender, if any."""
 
+    async def find_document(self, from_id: str, document_id: str) -> DocumentInfo | None:
+        """The document ``from_id`` introduced as ``document_id``, with all its recipients."""
+
+    async def latest_request(self, doc: DocumentInfo, party: str) -> str | None:
+        """The newest take-back request (13) or revocation/update package sent to ``party``."""
+
     async def accept(self, message: NewMessage) -> AcceptResult:
         """Store the message, one delivery per recipient and its audit events, durably.
 
@@ -217,7 +266,10 @@ class CoreStore(Protocol):
         document_id: str | None,
         cursor: str | None,
         limit: int,
-    ) -> Page[MessageRecord]: ...
+        overdue_before: datetime | None = None,
+    ) -> Page[MessageRecord]:
+        """The sender's messages, newest first; ``overdue_before``: only documents received
+        before it with a recipient that reported no receipt (01, 02 or 03)."""
 
     async def inbox(
         self, organ_id: str, *, kind: MessageKind | None, cursor: str | None, limit: int

@@ -14,15 +14,17 @@ from typing import Any
 
 import orjson
 
-from axis import timeutil
+from axis import lifecycle, timeutil
 from axis.audit import Event
 from axis.errors import DuplicateConflict
 from axis.registry import Agency, Certificate, Registry
 from axis.store.base import (
     AcceptResult,
     AckResult,
+    DocumentInfo,
     Fetched,
     InboxItem,
+    LinkView,
     MessageKind,
     MessageRecord,
     NewMessage,
@@ -30,6 +32,7 @@ from axis.store.base import (
     Principal,
     RecipientView,
     Role,
+    StatusEntry,
     TokenInfo,
 )
 from axis.store.sqlite_admin import SqliteAdminOps
@@ -162,6 +165,35 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
         ).fetchone()
         return row[0] if row else None
 
+    async def find_document(self, from_id: str, document_id: str) -> DocumentInfo | None:
+        row = self._r.execute(
+            "SELECT id FROM messages WHERE from_id = ? AND document_id = ? AND kind = 'edoc'"
+            " AND business_type IN (0, 3) ORDER BY seq LIMIT 1",
+            (from_id, document_id),
+        ).fetchone()
+        if row is None:
+            return None
+        recipients = [
+            r[0]
+            for r in self._r.execute(
+                "SELECT d.delivered_to FROM deliveries d JOIN messages m ON m.id = d.message_id"
+                " WHERE m.from_id = ? AND m.document_id = ? AND m.kind = 'edoc' ORDER BY d.seq",
+                (from_id, document_id),
+            )
+        ]
+        return DocumentInfo(row[0], from_id, document_id, tuple(dict.fromkeys(recipients)))
+
+    async def latest_request(self, doc: DocumentInfo, party: str) -> str | None:
+        row = self._r.execute(
+            "SELECT m.id FROM messages m JOIN deliveries d ON d.message_id = m.id"
+            " WHERE m.from_id = ? AND m.document_id = ? AND d.delivered_to = ?"
+            " AND ((m.kind = 'status' AND m.status_code = '13')"
+            " OR (m.kind = 'edoc' AND m.business_type IN (1, 2)))"
+            " ORDER BY m.seq DESC LIMIT 1",
+            (doc.from_id, doc.document_id, party),
+        ).fetchone()
+        return str(row[0]) if row else None
+
     async def accept(self, message: NewMessage) -> AcceptResult:
         routes_json = orjson.dumps([[r.organ_id, r.delivered_to] for r in message.routes])
 
@@ -240,6 +272,18 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
                     " updated_at) VALUES (?,?,?,?, 'queued', ?)",
                     (delivery_id, message.id, delivered_to, message.kind, tx.at),
                 )
+                if message.kind == "status":
+                    tx.event(
+                        Event(
+                            type="status_relayed",
+                            actor="axis",
+                            message_id=message.id,
+                            document_id=message.document_id,
+                            from_id=message.from_id,
+                            to_id=delivered_to,
+                            detail={"status_code": message.status_code},
+                        )
+                    )
                 tx.event(
                     Event(
                         type="delivery_queued",
@@ -250,6 +294,26 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
                         to_id=delivered_to,
                         detail={"delivery_id": delivery_id},
                     )
+                )
+            for status in message.statuses:
+                tx.conn.execute(
+                    "INSERT INTO statuses (message_id, doc_from, document_id, party, code, at,"
+                    " received_at) VALUES (?,?,?,?,?,?,?)",
+                    (
+                        message.id,
+                        status.doc_from,
+                        status.document_id,
+                        status.party,
+                        status.code,
+                        status.at,
+                        message.received_at,
+                    ),
+                )
+            for link in message.links:
+                tx.conn.execute(
+                    "INSERT OR IGNORE INTO links (from_message, to_message, relation)"
+                    " VALUES (?,?,?)",
+                    (message.id, link.to_message, link.relation),
                 )
             return None
 
@@ -301,6 +365,14 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
                 (mid,),
             )
         }
+        statuses: dict[str, list[StatusEntry]] = defaultdict(list)
+        if kind == "edoc":
+            for party, code, at, status_id, status_received in self._r.execute(
+                "SELECT party, code, at, message_id, received_at FROM statuses"
+                " WHERE doc_from = ? AND document_id = ?",
+                (from_id, document_id),
+            ):
+                statuses[party].append(StatusEntry(code, at, status_id, status_received))
         recipients = []
         for organ_id, delivered_to in orjson.loads(routes):
             d = deliveries.get(delivered_to)
@@ -315,8 +387,26 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
                     attempts=d[3],
                     last_error=d[4],
                     updated_at=d[5],
+                    statuses=lifecycle.ordered(statuses.get(delivered_to, ())),
                 )
             )
+        refers_to = tuple(
+            LinkView(*row)
+            for row in self._r.execute(
+                "SELECT l.to_message, l.relation, m.kind, m.document_id FROM links l"
+                " JOIN messages m ON m.id = l.to_message WHERE l.from_message = ?",
+                (mid,),
+            )
+        )
+        referred_by = tuple(
+            LinkView(*row)
+            for row in self._r.execute(
+                "SELECT l.from_message, l.relation, m.kind, m.document_id FROM links l"
+                " JOIN messages m ON m.id = l.from_message WHERE l.to_message = ?"
+                " ORDER BY m.seq",
+                (mid,),
+            )
+        )
         return MessageRecord(
             id=mid,
             kind=kind,
@@ -328,6 +418,8 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
             size=size,
             received_at=received_at,
             recipients=tuple(recipients),
+            refers_to=refers_to,
+            referred_by=referred_by,
         )
 
     async def outbox(
@@ -339,6 +431,7 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
         document_id: str | None,
         cursor: str | None,
         limit: int,
+        overdue_before: datetime | None = None,
     ) -> Page[MessageRecord]:
         clauses = ["from_id = ?"]
         args: list[Any] = [from_id]
@@ -355,6 +448,9 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
         if document_id is not None:
             clauses.append("document_id = ?")
             args.append(document_id)
+        if overdue_before is not None:
+            clauses.append(_OVERDUE)
+            args.append(timeutil.fmt(overdue_before))
         where = " AND ".join(clauses)  # fixed clause texts; every value is a parameter
         sql = f"{OUTBOX_SELECT} WHERE {where} ORDER BY seq DESC LIMIT ?"
         rows = self._r.execute(sql, (*args, limit + 1)).fetchall()
@@ -467,3 +563,12 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
         record = await self.message(message_id)
         assert record is not None
         return next(r for r in record.recipients if r.delivered_to == organ_id)
+
+
+# a sent document with a recipient that has reported no receipt (01, 02 or 03)
+_OVERDUE = (
+    "kind = 'edoc' AND received_at < ? AND EXISTS (SELECT 1 FROM deliveries d"
+    " WHERE d.message_id = messages.id AND NOT EXISTS (SELECT 1 FROM statuses s"
+    " WHERE s.doc_from = messages.from_id AND s.document_id = messages.document_id"
+    " AND s.party = d.delivered_to AND s.code IN ('01', '02', '03')))"
+)

@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import datetime
 from typing import Any, cast
 
 import orjson
 from aiohttp import web
 
+from axis import lifecycle, timeutil
 from axis.errors import InvalidRequest, NotFound
 from axis.intake import Intake
-from axis.store.base import AckResult, MessageKind, MessageRecord, Principal, RecipientView
+from axis.store.base import (
+    AckResult,
+    LinkView,
+    MessageKind,
+    MessageRecord,
+    Principal,
+    RecipientView,
+)
 from axis.web import query
 from axis.web.body import read_xml_body
 from axis.web.keys import METRICS, REGISTRY, SETTINGS, STORE
 from axis.web.middleware import principal, require_agency
 
 INTAKE = web.AppKey("intake", Intake)
+DEADLINE = web.AppKey("receipt_deadline", lifecycle.ReceiptDeadline)
 
 
 def json_response(
@@ -28,7 +38,18 @@ def json_response(
     )
 
 
-def _recipient_json(r: RecipientView, *, full: bool) -> dict[str, Any]:
+def _link_json(link: LinkView) -> dict[str, Any]:
+    return {
+        "message_id": link.message_id,
+        "relation": link.relation,
+        "kind": link.kind,
+        "document_id": link.document_id,
+    }
+
+
+def _recipient_json(
+    r: RecipientView, *, full: bool, overdue_at: datetime | None = None
+) -> dict[str, Any]:
     if not full:
         return {
             "organ_id": r.organ_id,
@@ -44,7 +65,20 @@ def _recipient_json(r: RecipientView, *, full: bool) -> dict[str, Any]:
         "attempts": r.attempts,
         "last_error": r.last_error,
         "updated_at": r.updated_at,
-        "statuses": [{"code": s.code, "at": s.at, "message_id": s.message_id} for s in r.statuses],
+        "statuses": [
+            {
+                "code": s.code,
+                "at": s.at,
+                "message_id": s.message_id,
+                "received_at": s.received_at,
+                "inconsistent": s.inconsistent,
+            }
+            for s in r.statuses
+        ],
+        "overdue": overdue_at is not None
+        and timeutil.now() > overdue_at
+        and not any(s.code in lifecycle.RECEIPT_CODES for s in r.statuses),
+        "receipt_due_at": timeutil.fmt(overdue_at) if overdue_at is not None else None,
     }
 
 
@@ -69,19 +103,29 @@ def accepted_json(record: MessageRecord) -> dict[str, Any]:
 
 
 async def post_edoc(request: web.Request) -> web.Response:
+    return await _post_packet(request, "edoc")
+
+
+async def post_status(request: web.Request) -> web.Response:
+    return await _post_packet(request, "status")
+
+
+async def _post_packet(request: web.Request, kind: MessageKind) -> web.Response:
     who, _ = await require_agency(request)
     settings = request.app[SETTINGS]
     body = await read_xml_body(request, settings)
     try:
         registry = await request.app[REGISTRY].current()
-        result = await request.app[INTAKE].accept_edoc(body, who, registry)
+        intake = request.app[INTAKE]
+        if kind == "edoc":
+            result = await intake.accept_edoc(body, who, registry)
+        else:
+            result = await intake.accept_status(body, who, registry)
     except BaseException:
         body.discard()
         raise
     metrics = request.app[METRICS]
-    metrics.inc(
-        "axis_messages_total", kind="edoc", outcome="created" if result.created else "repeat"
-    )
+    metrics.inc("axis_messages_total", kind=kind, outcome="created" if result.created else "repeat")
     location = {"Location": f"/v1/messages/{result.record.id}"}
     return json_response(accepted_json(result.record), 201 if result.created else 200, location)
 
@@ -104,6 +148,9 @@ def visible_record(record: MessageRecord, who: Principal) -> MessageRecord | Non
         size=record.size,
         received_at=record.received_at,
         recipients=own,
+        refers_to=record.refers_to,
+        # other recipients' statuses are theirs and the sender's business
+        referred_by=tuple(link for link in record.referred_by if link.kind == "edoc"),
     )
 
 
@@ -119,6 +166,10 @@ async def load_visible(request: web.Request) -> MessageRecord:
 
 async def get_message(request: web.Request) -> web.Response:
     record = await load_visible(request)
+    due = None
+    if record.kind == "edoc":
+        received = datetime.fromisoformat(record.received_at)
+        due = request.app[DEADLINE].due(received)
     body: dict[str, Any] = {
         "id": record.id,
         "kind": record.kind,
@@ -127,7 +178,9 @@ async def get_message(request: web.Request) -> web.Response:
         "sha256": record.sha256,
         "size": record.size,
         "received_at": record.received_at,
-        "recipients": [_recipient_json(r, full=True) for r in record.recipients],
+        "recipients": [_recipient_json(r, full=True, overdue_at=due) for r in record.recipients],
+        "refers_to": [_link_json(link) for link in record.refers_to],
+        "referred_by": [_link_json(link) for link in record.referred_by],
     }
     if record.kind == "edoc":
         body["business_type"] = record.business_type
@@ -138,6 +191,7 @@ async def get_message(request: web.Request) -> web.Response:
 
 async def get_outbox(request: web.Request) -> web.Response:
     _, organ_id = await require_agency(request)
+    overdue = query.choice(request, "overdue", ("true", "false")) == "true"
     page = await request.app[STORE].outbox(
         organ_id,
         since=query.time(request, "since"),
@@ -145,6 +199,7 @@ async def get_outbox(request: web.Request) -> web.Response:
         document_id=request.query.get("document_id") or None,
         cursor=request.query.get("cursor"),
         limit=query.limit(request),
+        overdue_before=request.app[DEADLINE].cutoff(timeutil.now()) if overdue else None,
     )
     items = [
         {
@@ -266,7 +321,9 @@ async def get_agencies(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app[INTAKE] = Intake(app[SETTINGS], app[STORE])
+    app[DEADLINE] = lifecycle.ReceiptDeadline.parse(app[SETTINGS].receipt_deadline)
     app.router.add_post("/v1/edocs", post_edoc)
+    app.router.add_post("/v1/statuses", post_status)
     app.router.add_get("/v1/messages/{id}", get_message)
     app.router.add_get("/v1/outbox", get_outbox)
     app.router.add_get("/v1/inbox", get_inbox)

@@ -28,6 +28,8 @@ _slots = itertools.count(1)
 
 @dataclass
 class TestAgency:
+    __test__ = False  # a helper, not a test class
+
     organ_id: str
     ident: pki.Identity
     token: str
@@ -82,6 +84,21 @@ class AxisHarness:
         kwargs.setdefault("document_id", f"{sender.organ_id},2026/11/23,{next(_slots)}/TEST")
         xml = packets.edoc_xml(sender.organ_id, to, **kwargs)
         return signers.sign(xml, sender.ident.key_pem, sender.ident.cert_pem)
+
+    def status(
+        self,
+        sender: TestAgency,
+        doc_from: str,
+        document_id: str,
+        code: str,
+        **kwargs: Any,
+    ) -> bytes:
+        """A status packet from ``sender`` about ``doc_from``'s document, signed."""
+        xml = packets.status_xml(sender.organ_id, doc_from, document_id, code, **kwargs)
+        return signers.sign(xml, sender.ident.key_pem, sender.ident.cert_pem)
+
+    async def send_status(self, sender: TestAgency, body: bytes) -> tuple[int, Any]:
+        return await self.send(sender, body, "/v1/statuses")
 
     async def send(
         self, sender: TestAgency, body: bytes, path: str = "/v1/edocs"
