@@ -289,3 +289,6 @@ class CoreStore(Protocol):
 
     async def healthy(self) -> dict[str, Any]:
         """Readiness facts: writable, schema version."""
+
+    def stats(self) -> dict[str, float]:
+        """Counters for /metrics: commits (each one fsync) and the writes they carried."""

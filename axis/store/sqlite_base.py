@@ -334,6 +334,13 @@ class SqliteBase:
             )
         return version
 
+    def stats(self) -> dict[str, float]:
+        writer = self._writer
+        return {
+            "axis_store_commits_total": float(writer.batches if writer else 0),
+            "axis_store_writes_total": float(writer.writes if writer else 0),
+        }
+
     async def healthy(self) -> dict[str, Any]:
         def probe(tx: Tx) -> None:
             tx.conn.execute("SELECT 1")

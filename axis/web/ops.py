@@ -47,6 +47,7 @@ async def metrics(request: web.Request) -> web.Response:
         [
             ("axis_agencies", float(len(registry.agencies))),
             ("axis_certificates_expiring_30d", float(expiring)),
+            *request.app[STORE].stats().items(),
         ]
     )
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
