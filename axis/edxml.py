@@ -442,7 +442,8 @@ def _text(element: etree._Element) -> str:
 def _optional(element: etree._Element | None) -> str | None:
     if element is None:
         return None
-    return _text(element).strip() or None
+    # XML whitespace only: a no-break space is content, as it is for the document's own id
+    return _text(element).strip(" \t\r\n") or None
 
 
 _NS_PREFIX_LENGTH: Final = len(EDXML_NS) + 2

@@ -1,102 +1,220 @@
-"""Administrators' endpoints: agencies with their pins and endpoints, and agency tokens."""
+"""Administrators' endpoints: agencies with their pins and endpoints, tokens, expiry reports.
+
+Beyond the contract (which it leaves open): ``GET /v1/admin/agencies`` takes the directory's
+filters (``q``, ``status``, ``kind``); one agency's view carries its ``history``; a certificate
+can be pinned or unpinned alone (``POST …/certificates``, ``DELETE …/certificates/{sha256}``)
+so a rotation never has to resend the others; ``GET /v1/admin/tokens`` lists token metadata.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import base64
+import binascii
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 
-from axis import codes, tokens
+from axis import codes, log, registry, timeutil, tokens
 from axis.errors import InvalidRequest, NotFound
-from axis.registry import Agency, Registry, agency_from_mapping
+from axis.registry import Agency, Certificate, ExpiringCertificate, agency_from_mapping
+from axis.store.base import TokenInfo
+from axis.store.proto_admin import AgencyChange
+from axis.web import query
 from axis.web.agencies import json_response
 from axis.web.keys import REGISTRY, STORE
 from axis.web.middleware import require
 
+T = TypeVar("T")
+_log = log.get("axis.admin")
 
-def admin_json(agency: Agency, token_ids: list[str]) -> dict[str, Any]:
-    body = agency.public_json()
-    body.update(
-        {
-            "endpoint": agency.endpoint,
-            "push_secret_set": agency.push_secret is not None,
-            "allow_sha1": agency.allow_sha1,
-            "confirmed": agency.confirmed,
-            "certificates": [c.to_json() for c in agency.certificates],
-            "token_ids": token_ids,
-        }
-    )
-    return body
+EXPIRY_CHECK_EVERY = 600.0
+"""Seconds between checks for certificates to report; a new day is noticed within this."""
 
 
-def check_successor(agency: Agency, registry: Registry) -> None:
-    """A successor must exist and be active, so forwarded mail always lands somewhere."""
-    if agency.successor is None:
-        return
-    successor = registry.get(agency.successor)
-    if successor is None:
-        raise InvalidRequest(f"successor: {agency.successor} is not a registered agency")
-    if successor.status != "active":
-        raise InvalidRequest(f"successor: {agency.successor} is {successor.status}, not active")
+# ----------------------------------------------------------------------- paging
+
+
+def _encode_cursor(key: str) -> str:
+    return base64.urlsafe_b64encode(f"k{key}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raw = ""
+    if not raw.startswith("k"):
+        raise InvalidRequest(f"cursor: not a cursor this axis gave: {cursor!r}")
+    return raw[1:]
+
+
+def page(
+    request: web.Request, items: Sequence[T], key: Callable[[T], str]
+) -> tuple[list[T], str | None]:
+    """One page of ``items`` (sorted by ``key``) after the request's ``cursor``.
+
+    The cursor is the last key shown, not an offset: an agency added while an administrator
+    pages through is neither shown twice nor makes another one skipped.
+    """
+    limit = query.limit(request)
+    after = _decode_cursor(request.query.get("cursor"))
+    rest = [i for i in items if after is None or key(i) > after]
+    chunk = rest[:limit]
+    more = len(rest) > limit
+    return chunk, _encode_cursor(key(chunk[-1])) if more else None
+
+
+# ----------------------------------------------------------------------- agencies
+
+
+async def _live_token_ids(
+    request: web.Request, organ_id: str | None = None
+) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for info in await request.app[STORE].list_tokens(organ_id):
+        if info.organ_id and info.revoked_at is None:
+            out.setdefault(info.organ_id, []).append(info.token_id)
+    return out
 
 
 async def list_agencies(request: web.Request) -> web.Response:
     await require(request, "admin")
-    registry = await request.app[REGISTRY].current()
-    tokens_by_organ: dict[str, list[str]] = {}
-    for info in await request.app[STORE].list_tokens():
-        if info.organ_id and info.revoked_at is None:
-            tokens_by_organ.setdefault(info.organ_id, []).append(info.token_id)
-    items = [
-        admin_json(a, tokens_by_organ.get(a.organ_id, []))
-        for a in sorted(registry.agencies.values(), key=lambda a: a.organ_id)
-    ]
-    return json_response({"items": items, "next_cursor": None})
+    snapshot = await request.app[REGISTRY].current()
+    status = query.choice(request, "status", registry.STATUSES)
+    matches = snapshot.search(
+        request.query.get("q"), status=status, kind=request.query.get("kind") or None
+    )
+    chunk, next_cursor = page(request, matches, lambda a: a.organ_id)
+    token_ids = await _live_token_ids(request)
+    now = timeutil.now()
+    items = [registry.admin_json(a, token_ids.get(a.organ_id, []), now) for a in chunk]
+    return json_response({"items": items, "next_cursor": next_cursor})
+
+
+async def _agency_view(request: web.Request, agency: Agency) -> dict[str, Any]:
+    token_ids = await _live_token_ids(request, agency.organ_id)
+    body = registry.admin_json(agency, token_ids.get(agency.organ_id, []), timeutil.now())
+    history = await request.app[STORE].agency_history(agency.organ_id)
+    body["history"] = [h.to_json() for h in history]
+    return body
+
+
+async def _registered(request: web.Request, organ_id: str) -> Agency:
+    agency = (await request.app[REGISTRY].current()).get(organ_id)
+    if agency is None:
+        raise NotFound(f"agency {organ_id}: not registered")
+    return agency
 
 
 async def get_agency(request: web.Request) -> web.Response:
     await require(request, "admin")
-    organ_id = request.match_info["organ_id"]
-    agency = (await request.app[REGISTRY].current()).get(organ_id)
-    if agency is None:
-        raise NotFound(f"agency {organ_id}: not registered")
-    live = [
-        t.token_id for t in await request.app[STORE].list_tokens(organ_id) if t.revoked_at is None
-    ]
-    return json_response(admin_json(agency, live))
+    agency = await _registered(request, request.match_info["organ_id"])
+    return json_response(await _agency_view(request, agency))
 
 
-async def put_agency(request: web.Request) -> web.Response:
-    who = await require(request, "admin")
-    organ_id = request.match_info["organ_id"]
+async def _after_change(request: web.Request, change: AgencyChange, created: bool) -> web.Response:
+    """Reload the snapshot, report any new expiring pin, answer with the agency as stored."""
+    snapshot = await request.app[REGISTRY].reload()
+    await report_expiring(request.app)
+    stored = snapshot.get(change.organ_id)
+    assert stored is not None
+    return json_response(await _agency_view(request, stored), 201 if created else 200)
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
         data = orjson.loads(await request.read())
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"body: not JSON ({exc})") from None
     if not isinstance(data, dict):
-        raise InvalidRequest("body: a JSON object describing the agency")
-    agency = agency_from_mapping(organ_id, data)
-    registry = await request.app[REGISTRY].reload()
-    if agency.parent is not None and registry.get(agency.parent) is None:
-        raise InvalidRequest(f"parent: {agency.parent} is not registered; register it first")
-    check_successor(agency, registry)
-    created = await request.app[STORE].put_agency(agency, actor=who.actor)
-    registry = await request.app[REGISTRY].reload()
-    stored = registry.get(organ_id)
-    assert stored is not None
-    return json_response(admin_json(stored, []), 201 if created else 200)
+        raise InvalidRequest("body: a JSON object")
+    return data
+
+
+async def put_agency(request: web.Request) -> web.Response:
+    who = await require(request, "admin")
+    organ_id = request.match_info["organ_id"]
+    data = await _json_body(request)
+    existing = (await request.app[REGISTRY].reload()).get(organ_id)
+    agency = agency_from_mapping(organ_id, data, existing)
+    change = await request.app[STORE].save_agency(agency, actor=who.actor)
+    return await _after_change(request, change, created=change.outcome == "added")
+
+
+async def add_certificate(request: web.Request) -> web.Response:
+    """Pin one more certificate, keeping the others: 201 when new, 200 when already pinned.
+
+    The body is the PEM itself, or JSON ``{"certificate": PEM}``.
+    """
+    who = await require(request, "admin")
+    organ_id = request.match_info["organ_id"]
+    if request.content_type == "application/json":
+        pem = (await _json_body(request)).get("certificate")
+        if not isinstance(pem, str):
+            raise InvalidRequest("certificate: a PEM string")
+        cert = Certificate.from_pem(pem)
+    else:
+        cert = Certificate.from_pem(await request.read())
+    change = await request.app[STORE].add_certificate(organ_id, cert, actor=who.actor)
+    return await _after_change(request, change, created=change.outcome == "changed")
+
+
+async def remove_certificate(request: web.Request) -> web.Response:
+    who = await require(request, "admin")
+    organ_id = request.match_info["organ_id"]
+    sha256 = request.match_info["sha256"].lower()
+    await request.app[STORE].remove_certificate(organ_id, sha256, actor=who.actor)
+    await request.app[REGISTRY].reload()
+    return web.Response(status=204)
+
+
+# ----------------------------------------------------------------------- tokens
+
+
+def token_json(info: TokenInfo) -> dict[str, Any]:
+    """Token metadata; the secret is never stored, and its hash is never shown."""
+    return {
+        "token_id": info.token_id,
+        "role": info.role,
+        "organ_id": info.organ_id,
+        "created_at": info.created_at,
+        "last_used_at": info.last_used_at,
+        "revoked_at": info.revoked_at,
+    }
 
 
 async def issue_agency_token(request: web.Request) -> web.Response:
     who = await require(request, "admin")
     organ_id = request.match_info["organ_id"]
     codes.check_registrable(organ_id, field="organ_id")
-    if (await request.app[REGISTRY].current()).get(organ_id) is None:
-        raise NotFound(f"agency {organ_id}: not registered")
+    await _registered(request, organ_id)
     token_id, token, token_hash = tokens.generate()
     await request.app[STORE].issue_token(token_id, token_hash, "agency", organ_id, actor=who.actor)
     return json_response({"token_id": token_id, "token": token}, 201)
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    """Tokens by id; ``organ_id``, ``role`` filter; revoked ones only with ``revoked=true``."""
+    await require(request, "admin")
+    organ_id = request.query.get("organ_id") or None
+    role = query.choice(request, "role", ("agency", "admin", "auditor"))
+    revoked = query.choice(request, "revoked", ("true", "false")) == "true"
+    infos = sorted(
+        (
+            t
+            for t in await request.app[STORE].list_tokens(organ_id)
+            if (role is None or t.role == role) and (revoked or t.revoked_at is None)
+        ),
+        key=lambda t: t.token_id,
+    )
+    chunk, next_cursor = page(request, infos, lambda t: t.token_id)
+    return json_response({"items": [token_json(t) for t in chunk], "next_cursor": next_cursor})
 
 
 async def revoke_token(request: web.Request) -> web.Response:
@@ -107,9 +225,54 @@ async def revoke_token(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+# ----------------------------------------------------------------------- expiry reports
+
+
+async def report_expiring(app: web.Application) -> list[ExpiringCertificate]:
+    """Record today's audit event for every pinned certificate ending within 30 days.
+
+    Called after each change made here and every ``EXPIRY_CHECK_EVERY`` seconds: the scan is
+    over the in-memory snapshot, and the store writes only what it has not reported today.
+    """
+    now = timeutil.now()
+    expiring = (await app[REGISTRY].current()).expiring(now)
+    fresh = await app[STORE].report_expiring(expiring, day=now.date().isoformat(), actor="axis")
+    if fresh:
+        _log.warning(
+            "certificates_expiring",
+            count=len(fresh),
+            organ_ids=sorted({c.organ_id for c in fresh}),
+        )
+    return fresh
+
+
+async def _expiry_reports(app: web.Application) -> AsyncIterator[None]:
+    async def check() -> None:
+        try:
+            await report_expiring(app)
+        except Exception as exc:  # a failed report is retried at the next check
+            _log.error("certificate_report_failed", error=str(exc))
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(EXPIRY_CHECK_EVERY)
+            await check()
+
+    await check()
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/v1/admin/agencies", list_agencies)
     app.router.add_get("/v1/admin/agencies/{organ_id}", get_agency)
     app.router.add_put("/v1/admin/agencies/{organ_id}", put_agency)
+    app.router.add_post("/v1/admin/agencies/{organ_id}/certificates", add_certificate)
+    app.router.add_delete("/v1/admin/agencies/{organ_id}/certificates/{sha256}", remove_certificate)
     app.router.add_post("/v1/admin/agencies/{organ_id}/tokens", issue_agency_token)
+    app.router.add_get("/v1/admin/tokens", list_tokens)
     app.router.add_delete("/v1/admin/tokens/{token_id}", revoke_token)
+    app.cleanup_ctx.append(_expiry_reports)

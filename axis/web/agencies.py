@@ -293,14 +293,7 @@ async def get_agencies(request: web.Request) -> web.Response:
     registry = await request.app[REGISTRY].current()
     status = query.choice(request, "status", ("active", "suspended", "closed"))
     kind = request.query.get("kind") or None
-    needle = (request.query.get("q") or "").casefold()
-    matches = [
-        a
-        for a in sorted(registry.agencies.values(), key=lambda a: a.organ_id)
-        if (status is None or a.status == status)
-        and (kind is None or a.kind == kind)
-        and (not needle or needle in a.organ_id.casefold() or needle in a.name.casefold())
-    ]
+    matches = registry.search(request.query.get("q"), status=status, kind=kind)
     limit = query.limit(request)
     cursor = request.query.get("cursor")
     start = 0

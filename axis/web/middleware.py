@@ -14,7 +14,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from axis import log
+from axis import log, timeutil
 from axis.errors import AxisError, Forbidden, StoreError, Unauthorized
 from axis.store.base import Principal, Role
 from axis.tokens import hash_token
@@ -102,6 +102,7 @@ async def principal(request: web.Request) -> Principal:
         if agency is None or agency.status != "active":
             status = agency.status if agency else "not registered"
             raise Forbidden(f"agency {found.organ_id} is {status}; its tokens are refused")
+    await request.app[STORE].touch_token(found.token_id, timeutil.now())
     structlog.contextvars.bind_contextvars(principal=found.actor)
     request[PRINCIPAL] = found
     return found

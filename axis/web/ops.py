@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from aiohttp import web
 
 from axis import receipts, timeutil
+from axis.web import admin
 from axis.web.agencies import json_response, load_visible
 from axis.web.keys import AXIS_KEY, METRICS, REGISTRY, STORE
 from axis.web.middleware import problem_response
-
-EXPIRY_WARNING = timedelta(days=30)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -25,24 +22,24 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:
         details["store"] = {"error": str(exc)}
         return problem_response(503, "not_ready", "Not ready", f"store: {exc}", details)
+    # every certificate near expiry gets its audit event before readiness is claimed
+    await admin.report_expiring(request.app)
+    now = timeutil.now()
     registry = await request.app[REGISTRY].current()
-    horizon = timeutil.now() + EXPIRY_WARNING
-    expiring = [
-        {"organ_id": a.organ_id, "sha256": c.sha256, "not_after": timeutil.fmt(c.not_after)}
-        for a in registry.agencies.values()
-        for c in a.certificates
-        if c.not_after <= horizon
-    ]
-    details["certificates_expiring"] = expiring
+    reported = await request.app[STORE].expiry_reported(now.date().isoformat())
+    expiring = registry.expiring(now)
+    details["certificates_expiring"] = [c.to_json() for c in expiring]
+    unreported = [c for c in expiring if (c.organ_id, c.sha256) not in reported]
+    if unreported:
+        return problem_response(
+            503, "not_ready", "Not ready", "certificates near expiry are unreported", details
+        )
     return json_response({"ok": True, **details})
 
 
 async def metrics(request: web.Request) -> web.Response:
     registry = await request.app[REGISTRY].current()
-    horizon = timeutil.now() + EXPIRY_WARNING
-    expiring = sum(
-        1 for a in registry.agencies.values() for c in a.certificates if c.not_after <= horizon
-    )
+    expiring = len(registry.expiring(timeutil.now()))
     text = request.app[METRICS].render(
         [
             ("axis_agencies", float(len(registry.agencies))),
