@@ -44,10 +44,8 @@ from axis.store.sqlite_base import (
     SqliteBase,
     Tx,
     agency_from_row,
-    bump_registry,
     decode_cursor,
     encode_cursor,
-    upsert_agency,
 )
 from axis.store.sqlite_push import SqlitePushOps
 
@@ -74,29 +72,8 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
         return int(row[0]) if row else 0
 
     async def put_agency(self, agency: Agency, *, actor: str) -> bool:
-        def op(tx: Tx) -> bool:
-            before = tx.conn.execute(
-                AGENCY_SELECT + " WHERE organ_id = ?", (agency.organ_id,)
-            ).fetchone()
-            upsert_agency(tx, agency)
-            bump_registry(tx)
-            tx.event(
-                Event(
-                    type="agency_changed",
-                    actor=actor,
-                    to_id=agency.organ_id,
-                    detail={
-                        "created": before is None,
-                        "status": agency.status,
-                        "successor": agency.successor,
-                        "endpoint": agency.endpoint,
-                        "certificates": [c.sha256 for c in agency.certificates],
-                    },
-                )
-            )
-            return before is None
-
-        return await self._write(op)
+        """Create or replace one agency, with history and link checks (see ``save_agency``)."""
+        return (await self.save_agency(agency, actor=actor)).outcome == "added"
 
     # ----------------------------------------------------------------- tokens
 
@@ -135,7 +112,17 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
                 (tx.at, token_id),
             )
             if cur.rowcount:
-                tx.event(Event(type="token_revoked", actor=actor, detail={"token_id": token_id}))
+                owner = tx.conn.execute(
+                    "SELECT organ_id FROM tokens WHERE token_id = ?", (token_id,)
+                ).fetchone()
+                tx.event(
+                    Event(
+                        type="token_revoked",
+                        actor=actor,
+                        to_id=owner[0] if owner else None,
+                        detail={"token_id": token_id},
+                    )
+                )
             return cur.rowcount > 0
 
         return await self._write(op)
