@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="listen address (AXIS_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (AXIS_PORT, default 8080)")
     p.add_argument("--workers", type=int, help="serving processes (AXIS_WORKERS, default 1)")
+    cli_worker.push_flags(p)
 
     p = sub.add_parser("token", help="issue, list or revoke tokens")
     tsub = p.add_subparsers(dest="action", required=True)
@@ -61,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    flags = {k: getattr(args, k, None) for k in ("data", "store", "host", "port", "workers")}
+    names = ("data", "store", "host", "port", "workers", *cli_worker.PUSH_FLAGS)
+    flags = {k: getattr(args, k, None) for k in names}
     return build_settings(flags)
 
 

@@ -135,4 +135,12 @@ def build_settings(
     settings = replace(Settings(), **values)
     if settings.max_bytes <= 0 or settings.workers < 1:
         raise ValueError("AXIS_MAX_BYTES and AXIS_WORKERS must be positive")
+    if settings.push_timeout <= 0:
+        raise ValueError(f"AXIS_PUSH_TIMEOUT must be positive, not {settings.push_timeout}")
+    from axis.retry import RetryPolicy  # the policy owns the rules its timings obey
+
+    try:
+        RetryPolicy(settings.push_retry_base, settings.push_retry_cap, settings.push_max_age)
+    except ValueError as exc:
+        raise ValueError(f"AXIS_PUSH_RETRY_BASE/_CAP/_MAX_AGE: {exc}") from None
     return settings

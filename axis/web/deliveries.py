@@ -2,8 +2,62 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
+
+from axis.errors import NotFound
+from axis.store.proto_push import DELIVERY_STATES, DeliveryView
+from axis.web import query
+from axis.web.agencies import json_response
+from axis.web.keys import STORE
+from axis.web.middleware import require
+
+
+def delivery_json(view: DeliveryView) -> dict[str, Any]:
+    return {
+        "delivery_id": view.delivery_id,
+        "message_id": view.message_id,
+        "kind": view.kind,
+        "from": view.from_id,
+        "document_id": view.document_id,
+        "organ_id": view.delivered_to,
+        "state": view.state,
+        "attempts": view.attempts,
+        "last_error": view.last_error,
+        "updated_at": view.updated_at,
+        "push_since": view.push_since,
+        "next_attempt_at": view.next_attempt_at,
+    }
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    """``?state=dead&organ_id=…``: the dead letters (or any state), oldest first, paged."""
+    await require(request, "admin")
+    state = query.choice(request, "state", DELIVERY_STATES)
+    organ_id = request.query.get("organ_id") or None  # an unknown code: an empty page
+    page = await request.app[STORE].deliveries(
+        state=state,
+        organ_id=organ_id,
+        cursor=request.query.get("cursor"),
+        limit=query.limit(request),
+    )
+    return json_response(
+        {"items": [delivery_json(v) for v in page.items], "next_cursor": page.next_cursor}
+    )
+
+
+async def redeliver(request: web.Request) -> web.Response:
+    """Start a delivery again (a dead letter, typically): queued, due now, a fresh max age."""
+    who = await require(request, "admin")
+    delivery_id = request.match_info["delivery_id"]
+    view = await request.app[STORE].redeliver(delivery_id, actor=who.actor)
+    if view is None:
+        raise NotFound(f"delivery {delivery_id}: no such delivery")
+    return json_response(delivery_json(view))
 
 
 def setup(app: web.Application) -> None:
     """Add this module's routes (and resources) to the app."""
+    app.router.add_get("/v1/admin/deliveries", list_deliveries)
+    app.router.add_post("/v1/admin/deliveries/{delivery_id}/redeliver", redeliver)
