@@ -136,6 +136,7 @@ def _serve_one(settings: Settings, sock: socket.socket | None) -> None:
             print=None,
             access_log=None,
             handle_signals=True,
+            backlog=1024,
         )
 
 

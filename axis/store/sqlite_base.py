@@ -15,6 +15,7 @@ import base64
 import contextlib
 import os
 import queue
+import re
 import sqlite3
 import threading
 from collections import defaultdict
@@ -474,5 +475,6 @@ def bump_registry(tx: Tx) -> None:
 
 def _statements(sql: str) -> list[str]:
     """Split a migration file into statements (our files keep one ``;`` per statement end)."""
-    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    # our migrations put no "--" or ";" inside string literals, so comments can go first
+    bare = re.sub(r"--[^\n]*", "", sql)
+    return [s.strip() for s in bare.split(";") if s.strip()]
