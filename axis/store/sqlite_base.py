@@ -14,13 +14,10 @@ import asyncio
 import base64
 import contextlib
 import os
-import queue
 import re
 import sqlite3
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -98,97 +95,108 @@ class Tx:
 Op = Callable[[Tx], T]
 
 
-@dataclass(slots=True)
-class _Request:
-    op: Callable[[Tx], Any]
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
-
-
 class GroupWriter:
-    """One thread, one connection, one transaction per batch of waiting requests."""
+    """One connection, one transaction per batch of waiting requests, one fsync per batch.
+
+    The statements of a batch run on the event loop's thread: they are short, and running them
+    there avoids handing the GIL back and forth with a writer thread on every statement (which
+    cost more than the statements). Only what may wait, taking the write lock (another process
+    may hold it) and the COMMIT (the fsync), goes to a thread; requests arriving meanwhile form
+    the next batch.
+    """
 
     def __init__(self, path: Path, max_batch: int) -> None:
         self._path = path
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="axis-sqlite-writer", daemon=True)
+        self._pending: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
         self._conn: sqlite3.Connection | None = None
+        self._stopping = False
         self.batches = 0
         self.writes = 0
 
     def start(self) -> None:
         self._conn = _connect(self._path)
-        self._thread.start()
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="axis-sqlite-writer")
 
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
+    async def stop(self) -> None:
+        """Commit what is pending, then close."""
+        if self._task is not None and self._wakeup is not None:
+            # not cancelled: a COMMIT running in a thread must finish before the close
+            self._stopping = True
+            self._wakeup.set()
+            await self._task
+            self._task = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def submit(self, op: Callable[[Tx], T]) -> asyncio.Future[T]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Request(op, future, loop))
+        if self._wakeup is None:
+            raise StoreError("the store is not open")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((op, future))
+        self._wakeup.set()
         return future
 
-    def _run(self) -> None:
-        assert self._conn is not None
-        conn = self._conn
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
-            self._commit(conn, batch)
-        conn.close()
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        while not self._stopping:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            await self._flush()
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Request]) -> None:
+    async def _flush(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]]) -> None:
+        conn = self._conn
+        assert conn is not None
         outcomes: list[tuple[bool, Any]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            tx = Tx(conn)
-            for request in batch:
-                head = tx._head
-                conn.execute("SAVEPOINT op")
-                try:
-                    outcomes.append((True, request.op(tx)))
-                    conn.execute("RELEASE op")
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    tx._head = head
-                    outcomes.append((False, exc))
-            conn.execute("COMMIT")
+            await asyncio.to_thread(conn.execute, "BEGIN IMMEDIATE")
+            try:
+                tx = Tx(conn)
+                for op, _ in batch:
+                    head = tx._head
+                    conn.execute("SAVEPOINT op")
+                    try:
+                        outcomes.append((True, op(tx)))
+                        conn.execute("RELEASE op")
+                    except Exception as exc:
+                        conn.execute("ROLLBACK TO op")
+                        conn.execute("RELEASE op")
+                        tx._head = head
+                        outcomes.append((False, exc))
+                await asyncio.to_thread(conn.execute, "COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
         except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
             _log.error("store_commit_failed", error=str(exc), batch=len(batch))
             error = StoreError(f"the store could not commit: {exc}")
             outcomes = [(False, error)] * len(batch)
+        except BaseException as exc:
+            # cancelled mid-batch (shutdown): the transaction is rolled back, tell the callers
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(StoreError(f"the store is closing: {exc!r}"))
+            raise
         self.batches += 1
         self.writes += len(batch)
-        for request, (ok, value) in zip(batch, outcomes, strict=True):
-            request.loop.call_soon_threadsafe(_settle, request.future, ok, value)
-
-
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
 
 
 def encode_cursor(value: int) -> str:
@@ -257,7 +265,7 @@ class SqliteBase:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
         if self._writer is not None:
-            await asyncio.to_thread(self._writer.stop)
+            await self._writer.stop()
         if self._read is not None:
             self._read.close()
         for waiters in self._waiters.values():
