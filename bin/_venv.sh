@@ -1,14 +1,19 @@
-# Sourced by bin/axis and bin/test: make .venv on first use, refresh it when pyproject.toml changes.
+# Sourced by bin/axis, bin/test and bin/bench: make .venv on first use, refresh it when
+# pyproject.toml changes. pip's chatter goes to .venv/pip.log; it is shown only on failure.
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 want="$(sha256sum "$root/pyproject.toml" | cut -c1-16)-${AXIS_VENV_EXTRAS:-base}"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.axis-stamp" 2>/dev/null)" != "$want" ]; then
     echo "axis: preparing $venv (first use or pyproject.toml changed)..." >&2
     python3 -m venv "$venv" >&2
-    "$venv/bin/python" -m pip install -q --upgrade pip >&2 2>&1 | grep -v '^WARNING: Location' >&2 || true
     spec="$root"
     [ -n "${AXIS_VENV_EXTRAS:-}" ] && spec="$root[${AXIS_VENV_EXTRAS}]"
-    if ! "$venv/bin/python" -m pip install -q -e "$spec" 2>&1 | grep -v '^WARNING: Location' >&2; then :; fi
-    "$venv/bin/python" -c "import axis, aiohttp, lxml, xmlsec" || { echo "axis: installing dependencies failed" >&2; exit 1; }
+    if ! { "$venv/bin/python" -m pip install --upgrade pip \
+            && "$venv/bin/python" -m pip install -e "$spec"; } >"$venv/pip.log" 2>&1 \
+        || ! "$venv/bin/python" -c "import axis, aiohttp, lxml, xmlsec, uvloop" 2>>"$venv/pip.log"; then
+        tail -n 40 "$venv/pip.log" >&2
+        echo "axis: installing dependencies failed (full log: $venv/pip.log)" >&2
+        exit 1
+    fi
     echo "$want" > "$venv/.axis-stamp"
 fi
