@@ -67,9 +67,12 @@ class Tx:
         """Append an audit event, chained to the last, in this same transaction."""
         if self._head is None:
             row = self.conn.execute(
-                "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
+                "SELECT seq, hash, at FROM audit_events ORDER BY seq DESC LIMIT 1"
             ).fetchone()
             self._head = (row[0], row[1]) if row else (0, audit.GENESIS)
+            # event times never go back along the chain, even if the clock steps back
+            if row and row[2] > self.at:
+                self.at = row[2]
         seq = self._head[0] + 1
         content = audit.canonical(seq, self.at, event)
         digest = audit.chain_hash(self._head[1], content)
@@ -223,7 +226,12 @@ def place_blob(settings: Settings, spooled: Path, sha256: str) -> Path:
     folder = settings.blob_dir / sha256[:2]
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / sha256
-    if target.exists():
+    try:
+        # touched, so the retention sweep sees the file in use again and keeps it
+        os.utime(target)
+    except FileNotFoundError:
+        pass
+    else:
         spooled.unlink(missing_ok=True)
         return target
     with spooled.open("rb") as fh:
@@ -284,6 +292,16 @@ class SqliteBase:
             raise StoreError("the store is not open")
         return self._writer.submit(op)
 
+    def _applied(self) -> set[int]:
+        """Migration numbers applied: recorded since v5; older stores applied 1..version."""
+        try:
+            row = self._r.execute("SELECT value FROM meta WHERE key='migrations'").fetchone()
+        except sqlite3.OperationalError:
+            return set()
+        if row:
+            return {int(n) for n in str(row[0]).split(",") if n}
+        return set(range(1, self._schema_version() + 1))
+
     def _schema_version(self) -> int:
         try:
             row = self._r.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -293,20 +311,27 @@ class SqliteBase:
 
     async def initialize(self, agencies: Sequence[Agency]) -> InitReport:
         before = self._schema_version()
+        applied = self._applied()
         migrations = _migrations()
 
         def migrate(tx: Tx) -> int:
-            version = before
+            # every migration not yet applied, in number order (not only those above the
+            # version: a migration merged late with a lower number still runs)
+            done = set(applied)
             for number, sql in migrations:
-                if number > version:
+                if number not in done:
                     for statement in _statements(sql):
                         tx.conn.execute(statement)
-                    version = number
-            tx.conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (str(version),),
-            )
+                    done.add(number)
+            for key, value in (
+                ("schema_version", str(max(done))),
+                ("migrations", ",".join(str(n) for n in sorted(done))),
+            ):
+                tx.conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
             added = 0
             for agency in agencies:
                 exists = tx.conn.execute(
@@ -336,10 +361,10 @@ class SqliteBase:
     async def check_schema(self) -> int:
         """The schema version on disk; raises when it is older than this code expects."""
         version = self._schema_version()
-        latest = _migrations()[-1][0]
-        if version != latest:
+        missing = sorted({n for n, _ in _migrations()} - self._applied())
+        if missing:
             raise StoreError(
-                f"schema version {version} on disk, this axis needs {latest}: run `axis init`"
+                f"schema version {version} on disk lacks migrations {missing}: run `axis init`"
             )
         return version
 

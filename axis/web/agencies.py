@@ -10,8 +10,8 @@ from typing import Any, cast
 import orjson
 from aiohttp import web
 
-from axis import lifecycle, timeutil
-from axis.errors import InvalidRequest, NotFound
+from axis import lifecycle, log, timeutil
+from axis.errors import AxisError, InvalidRequest, NotFound
 from axis.intake import Intake
 from axis.store.base import (
     AckResult,
@@ -22,10 +22,11 @@ from axis.store.base import (
     RecipientView,
 )
 from axis.web import query
-from axis.web.body import read_xml_body
+from axis.web.body import Body, read_xml_body
 from axis.web.keys import METRICS, REGISTRY, SETTINGS, STORE
 from axis.web.middleware import principal, require_agency
 
+_log = log.get("axis.web")
 INTAKE = web.AppKey("intake", Intake)
 DEADLINE = web.AppKey("receipt_deadline", lifecycle.ReceiptDeadline)
 
@@ -113,21 +114,46 @@ async def post_status(request: web.Request) -> web.Response:
 async def _post_packet(request: web.Request, kind: MessageKind) -> web.Response:
     who, _ = await require_agency(request)
     settings = request.app[SETTINGS]
-    body = await read_xml_body(request, settings)
+    body: Body | None = None
     try:
+        body = await read_xml_body(request, settings)
         registry = await request.app[REGISTRY].current()
         intake = request.app[INTAKE]
         if kind == "edoc":
             result = await intake.accept_edoc(body, who, registry)
         else:
             result = await intake.accept_status(body, who, registry)
+    except AxisError as exc:
+        if body is not None:
+            body.discard()
+        await _record_rejection(request, who, kind, exc, body)
+        raise
     except BaseException:
-        body.discard()
+        if body is not None:
+            body.discard()
         raise
     metrics = request.app[METRICS]
     metrics.inc("axis_messages_total", kind=kind, outcome="created" if result.created else "repeat")
     location = {"Location": f"/v1/messages/{result.record.id}"}
     return json_response(accepted_json(result.record), 201 if result.created else 200, location)
+
+
+async def _record_rejection(
+    request: web.Request, who: Principal, kind: MessageKind, exc: AxisError, body: Body | None
+) -> None:
+    """An authenticated agency's refused package leaves an audit event with its reason."""
+    try:
+        await request.app[STORE].record_rejection(
+            actor=who.actor,
+            organ_id=who.organ_id or "",
+            kind=kind,
+            code=exc.code,
+            reason=exc.detail,
+            sha256=body.sha256 if body else None,
+            size=body.size if body else None,
+        )
+    except Exception as err:
+        _log.error("audit_rejection_unrecorded", code=exc.code, error=str(err))
 
 
 def visible_record(record: MessageRecord, who: Principal) -> MessageRecord | None:
@@ -262,7 +288,11 @@ async def fetch_message(request: web.Request) -> web.StreamResponse:
     }
     if fetched.body is not None:
         return web.Response(body=fetched.body, headers=headers)
-    assert fetched.body_file is not None
+    if fetched.body_file is None:
+        raise NotFound(
+            f"message {message_id}: its body was purged under the retention policy"
+            f" (sha256 {fetched.sha256}); its trail and receipt remain"
+        )
     return web.FileResponse(fetched.body_file, headers=headers)
 
 
