@@ -39,6 +39,8 @@ class Settings:
     push_ca_bundle: str = ""  # PEM bundle for https endpoints; empty: the system trust store
     audit_checkpoint_interval: float = 300.0  # seconds between signed checkpoints
     retention_days: float = 0.0  # purge message bodies older than this; 0 keeps them
+    # benchmark only: append no audit events, to measure what the log costs. Never in service.
+    audit_events: bool = True
     receipt_deadline: str = "next-working-day"  # or seconds; when a missing 01/03 is overdue
     group_commit_max: int = 256
     workers: int = 1
@@ -92,6 +94,7 @@ _ENV: dict[str, str] = {
     "push_ca_bundle": "AXIS_PUSH_CA_BUNDLE",
     "audit_checkpoint_interval": "AXIS_AUDIT_CHECKPOINT_INTERVAL",
     "retention_days": "AXIS_RETENTION_DAYS",
+    "audit_events": "AXIS_AUDIT_EVENTS",
     "receipt_deadline": "AXIS_RECEIPT_DEADLINE",
     "group_commit_max": "AXIS_GROUP_COMMIT_MAX",
     "workers": "AXIS_WORKERS",

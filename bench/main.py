@@ -246,7 +246,39 @@ def run_sections(
             profile.quiet_wait,
         )
         figures["intake"]["package_bytes"] = corpus_.intake_size
+    finally:
+        srv.stop()
 
+    # The same intake on a twin server that appends no audit events (AXIS_AUDIT_EVENTS=false,
+    # a benchmark-only switch): what the audit log costs, measured in the same run.
+    quiet = tmp / f"data-w{workers}-noaudit"
+    quiet_tokens = server.prepare(
+        quiet, corpus.SENDER, identity.cert_pem, [corpus.SENDER, corpus.RECIPIENT]
+    )
+    _log(f"[{workers} worker(s)] intake without audit events")
+    srv = server.start(quiet, workers, log_path, {"AXIS_AUDIT_EVENTS": "false"})
+    try:
+        figures["intake_no_audit"] = _section(
+            srv,
+            {
+                **base,
+                "port": srv.port,
+                "token": quiet_tokens[corpus.SENDER],
+                "mode": "closed",
+                "docs_file": str(corpus_.intake),
+                "concurrency": profile.intake_connections,
+                "duration": profile.intake_seconds,
+                "warmup": profile.warmup,
+            },
+            profile.intake_seconds + slack,
+            profile.quiet_wait,
+        )
+    finally:
+        srv.stop()
+
+    srv = server.start(data, workers, log_path)
+    base = {**base, "port": srv.port}
+    try:
         _log(f"[{workers} worker(s)] latency: open loop at {profile.rate:.0f}/s")
         open_loop = {
             **base,

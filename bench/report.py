@@ -103,6 +103,17 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, Cell, str, Check]]:
             None,
         ),
         (
+            "   same intake, audit log off (docs/s; on/off)",
+            lambda r: (
+                f"{_n(r['intake_no_audit']['rate'])}; "
+                f"{r['intake']['rate'] / r['intake_no_audit']['rate']:.2f}"
+                if r.get("intake_no_audit") and r["intake_no_audit"]["rate"]
+                else "-"
+            ),
+            "",
+            None,
+        ),
+        (
             f"2. latency at {_n(p['rate'])} docs/s offered: p50 (ms)",
             lambda r: _ms(r["latency"]["latency"]["p50_ms"]),
             "",

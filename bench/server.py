@@ -142,10 +142,12 @@ class Server:
                 self.proc.wait()
 
 
-def start(data: Path, workers: int, log_path: Path) -> Server:
+def start(
+    data: Path, workers: int, log_path: Path, extra_env: dict[str, str] | None = None
+) -> Server:
     """Start ``python -m axis serve`` on a free port and wait until it answers ``/healthz``."""
     port = free_port()
-    env = {**os.environ, "AXIS_LOG_LEVEL": "warning"}
+    env = {**os.environ, "AXIS_LOG_LEVEL": "warning", **(extra_env or {})}
     command = [sys.executable, "-m", "axis", "serve", "--data", str(data), "--port", str(port)]
     if workers != 1:
         command += ["--workers", str(workers)]

@@ -58,13 +58,16 @@ def _connect(path: Path) -> sqlite3.Connection:
 class Tx:
     """What one write operation sees: the connection, the commit time, the audit head."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, audit: bool = True) -> None:
         self.conn = conn
+        self._audit = audit
         self.at = timeutil.fmt(timeutil.now())
         self._head: tuple[int, str] | None = None
 
     def event(self, event: Event) -> None:
         """Append an audit event, chained to the last, in this same transaction."""
+        if not self._audit:
+            return
         if self._head is None:
             row = self.conn.execute(
                 "SELECT seq, hash, at FROM audit_events ORDER BY seq DESC LIMIT 1"
@@ -108,8 +111,9 @@ class GroupWriter:
     the next batch.
     """
 
-    def __init__(self, path: Path, max_batch: int) -> None:
+    def __init__(self, path: Path, max_batch: int, *, audit: bool = True) -> None:
         self._path = path
+        self._audit = audit
         self._max_batch = max_batch
         self._pending: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]] = []
         self._wakeup: asyncio.Event | None = None
@@ -164,7 +168,7 @@ class GroupWriter:
         try:
             await asyncio.to_thread(conn.execute, "BEGIN IMMEDIATE")
             try:
-                tx = Tx(conn)
+                tx = Tx(conn, audit=self._audit)
                 for op, _ in batch:
                     head = tx._head
                     conn.execute("SAVEPOINT op")
@@ -263,7 +267,9 @@ class SqliteBase:
     async def open(self) -> None:
         self._settings.data.mkdir(parents=True, exist_ok=True)
         self._read = _connect(self._path)
-        self._writer = GroupWriter(self._path, self._settings.group_commit_max)
+        self._writer = GroupWriter(
+            self._path, self._settings.group_commit_max, audit=self._settings.audit_events
+        )
         self._writer.start()
         self._watch = asyncio.create_task(self._watch_other_processes())
 
