@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from axis import lifecycle, timeutil
+from axis import lifecycle
 from axis.audit import Event
 from axis.errors import DuplicateConflict
 from axis.registry import Agency, Certificate, Registry
@@ -34,7 +34,10 @@ from axis.store.base import (
     Role,
     StatusEntry,
     TokenInfo,
+    accepted_events,
+    accepted_record,
 )
+from axis.store.sql_common import outbox_clauses
 from axis.store.sqlite_admin import SqliteAdminOps
 from axis.store.sqlite_audit import SqliteAuditOps
 from axis.store.sqlite_base import (
@@ -224,63 +227,13 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
                     message.signer_sha256,
                 ),
             )
-            tx.event(
-                Event(
-                    type="message_received",
-                    actor=message.actor,
-                    message_id=message.id,
-                    document_id=message.document_id,
-                    from_id=message.from_id,
-                    detail={
-                        "kind": message.kind,
-                        "sha256": message.sha256,
-                        "size": message.size,
-                        "business_type": message.business_type,
-                        "status_code": message.status_code,
-                    },
-                )
-            )
-            for route in message.routes:
-                if route.forwarded:
-                    tx.event(
-                        Event(
-                            type="delivery_forwarded",
-                            actor="axis",
-                            message_id=message.id,
-                            document_id=message.document_id,
-                            from_id=message.from_id,
-                            to_id=route.delivered_to,
-                            detail={"addressed": route.organ_id},
-                        )
-                    )
+            for event in accepted_events(message):
+                tx.event(event)
             for delivered_to, delivery_id in message.delivery_ids.items():
                 tx.conn.execute(
                     "INSERT INTO deliveries (id, message_id, delivered_to, kind, state,"
                     " updated_at) VALUES (?,?,?,?, 'queued', ?)",
                     (delivery_id, message.id, delivered_to, message.kind, tx.at),
-                )
-                if message.kind == "status":
-                    tx.event(
-                        Event(
-                            type="status_relayed",
-                            actor="axis",
-                            message_id=message.id,
-                            document_id=message.document_id,
-                            from_id=message.from_id,
-                            to_id=delivered_to,
-                            detail={"status_code": message.status_code},
-                        )
-                    )
-                tx.event(
-                    Event(
-                        type="delivery_queued",
-                        actor="axis",
-                        message_id=message.id,
-                        document_id=message.document_id,
-                        from_id=message.from_id,
-                        to_id=delivered_to,
-                        detail={"delivery_id": delivery_id},
-                    )
                 )
             for status in message.statuses:
                 tx.conn.execute(
@@ -310,31 +263,7 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
             assert record is not None
             return AcceptResult(record, created=False)
         self._wake(message.delivery_ids.keys())
-        recipients = tuple(
-            RecipientView(
-                organ_id=r.organ_id,
-                delivered_to=r.delivered_to,
-                delivery_id=message.delivery_ids[r.delivered_to],
-                state="queued",
-                attempts=0,
-                last_error=None,
-                updated_at=message.received_at,
-            )
-            for r in message.routes
-        )
-        record = MessageRecord(
-            id=message.id,
-            kind=message.kind,
-            from_id=message.from_id,
-            document_id=message.document_id,
-            business_type=message.business_type,
-            status_code=message.status_code,
-            sha256=message.sha256,
-            size=message.size,
-            received_at=message.received_at,
-            recipients=recipients,
-        )
-        return AcceptResult(record, created=True)
+        return AcceptResult(accepted_record(message), created=True)
 
     async def message(self, message_id: str) -> MessageRecord | None:
         row = self._r.execute(MESSAGE_SELECT + " WHERE id = ?", (message_id,)).fetchone()
@@ -420,24 +349,14 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
         limit: int,
         overdue_before: datetime | None = None,
     ) -> Page[MessageRecord]:
-        clauses = ["from_id = ?"]
-        args: list[Any] = [from_id]
-        after = decode_cursor(cursor)
-        if after is not None:
-            clauses.append("seq < ?")
-            args.append(after)
-        if since is not None:
-            clauses.append("received_at >= ?")
-            args.append(timeutil.fmt(since))
-        if until is not None:
-            clauses.append("received_at < ?")
-            args.append(timeutil.fmt(until))
-        if document_id is not None:
-            clauses.append("document_id = ?")
-            args.append(document_id)
-        if overdue_before is not None:
-            clauses.append(_OVERDUE)
-            args.append(timeutil.fmt(overdue_before))
+        clauses, args = outbox_clauses(
+            from_id,
+            after=decode_cursor(cursor),
+            since=since,
+            until=until,
+            document_id=document_id,
+            overdue_before=overdue_before,
+        )
         where = " AND ".join(clauses)  # fixed clause texts; every value is a parameter
         sql = f"{OUTBOX_SELECT} WHERE {where} ORDER BY seq DESC LIMIT ?"
         rows = self._r.execute(sql, (*args, limit + 1)).fetchall()
@@ -550,12 +469,3 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
         record = await self.message(message_id)
         assert record is not None
         return next(r for r in record.recipients if r.delivered_to == organ_id)
-
-
-# a sent document with a recipient that has reported no receipt (01, 02 or 03)
-_OVERDUE = (
-    "kind = 'edoc' AND received_at < ? AND EXISTS (SELECT 1 FROM deliveries d"
-    " WHERE d.message_id = messages.id AND NOT EXISTS (SELECT 1 FROM statuses s"
-    " WHERE s.doc_from = messages.from_id AND s.document_id = messages.document_id"
-    " AND s.party = d.delivered_to AND s.code IN ('01', '02', '03')))"
-)

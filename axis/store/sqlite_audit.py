@@ -26,6 +26,7 @@ from axis import audit, log, timeutil
 from axis.audit import Anchor, Checkpoint, Event, StoredEvent, Verdict
 from axis.store.base import Page
 from axis.store.proto_audit import SCAN_WINDOW, AuditFilter, PurgeReport
+from axis.store.sql_common import audit_clauses
 from axis.store.sqlite_base import SqliteBase, Tx, decode_cursor, encode_cursor
 
 T = TypeVar("T")
@@ -34,11 +35,6 @@ _log = log.get("axis.audit")
 _SELECT = (
     "SELECT seq, at, type, actor, message_id, document_id, from_id, to_id, detail, hash"
     " FROM audit_events"
-)
-# the messages carrying a DocumentId, whoever sent them: one index probe per agency
-_DOCUMENT_MESSAGES = (
-    "SELECT m.id FROM agencies a CROSS JOIN messages m"
-    " WHERE m.from_id = a.organ_id AND m.document_id = ?"
 )
 # a kept (unpurged) message stores its body in the blob file named by this digest
 _BLOB_IN_USE = (
@@ -81,31 +77,6 @@ def _first_from(conn: sqlite3.Connection, table: str, column: str, when: str) ->
     return int(lo)
 
 
-def _where(where: AuditFilter) -> tuple[list[str], list[Any]]:
-    """SQL conditions for the filters (fixed texts; every value a parameter)."""
-    clauses: list[str] = []
-    args: list[Any] = []
-    if where.message_id is not None:
-        clauses.append("message_id = ?")
-        args.append(where.message_id)
-    if where.document_id is not None:
-        clauses.append(f"message_id IN ({_DOCUMENT_MESSAGES}) AND document_id = ?")
-        args += [where.document_id, where.document_id]
-    if where.organ_id is not None:
-        clauses.append("(from_id = ? OR to_id = ?)")
-        args += [where.organ_id, where.organ_id]
-    if where.type is not None:
-        clauses.append("type = ?")
-        args.append(where.type)
-    if where.since is not None:
-        clauses.append("at >= ?")
-        args.append(timeutil.fmt(where.since))
-    if where.until is not None:
-        clauses.append("at < ?")
-        args.append(timeutil.fmt(where.until))
-    return clauses, args
-
-
 def _page(
     conn: sqlite3.Connection, where: AuditFilter, after: int, limit: int, window: int
 ) -> tuple[list[StoredEvent], int | None]:
@@ -120,7 +91,7 @@ def _page(
         return [], None
     indexed = where.message_id is not None or where.document_id is not None
     end = hi if indexed else min(hi, lo + window)
-    clauses, args = _where(where)
+    clauses, args = audit_clauses(where)
     sql = " AND ".join(["seq > ? AND seq <= ?", *clauses])
     rows = conn.execute(
         f"{_SELECT} WHERE {sql} ORDER BY seq LIMIT ?",

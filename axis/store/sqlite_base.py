@@ -16,8 +16,7 @@ import contextlib
 import os
 import re
 import sqlite3
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +31,7 @@ from axis.registry import Agency, Certificate
 from axis.store.base import (
     InitReport,
 )
+from axis.store.mail import MailWaiting
 
 T = TypeVar("T")
 _log = log.get("axis.store")
@@ -249,7 +249,7 @@ def place_blob(settings: Settings, spooled: Path, sha256: str) -> Path:
     return target
 
 
-class SqliteBase:
+class SqliteBase(MailWaiting):
     """Connections, the group writer, migrations, waiters: what every operation builds on."""
 
     def __init__(self, settings: Settings) -> None:
@@ -257,10 +257,8 @@ class SqliteBase:
         self._path = settings.sqlite_path
         self._writer: GroupWriter | None = None
         self._read: sqlite3.Connection | None = None
-        self._waiters: dict[str, set[asyncio.Future[None]]] = defaultdict(set)
+        self._init_mail()
         self._watch: asyncio.Task[None] | None = None
-        # called (on the loop) with the agencies that just got new deliveries: push workers
-        self.mail_listeners: list[Callable[[Iterable[str]], None]] = []
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -282,10 +280,7 @@ class SqliteBase:
             await self._writer.stop()
         if self._read is not None:
             self._read.close()
-        for waiters in self._waiters.values():
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_result(None)
+        self._release_waiters()
 
     @property
     def _r(self) -> sqlite3.Connection:
@@ -387,29 +382,6 @@ class SqliteBase:
 
         await self._write(probe)
         return {"store": "sqlite", "path": str(self._path), "schema": self._schema_version()}
-
-    async def wait_for_mail(self, organ_id: str, timeout: float) -> None:  # noqa: ASYNC109
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters[organ_id].add(future)
-        try:
-            await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            pass
-        finally:
-            waiters = self._waiters.get(organ_id)
-            if waiters is not None:
-                waiters.discard(future)
-                if not waiters:
-                    del self._waiters[organ_id]
-
-    def _wake(self, organ_ids: Iterable[str]) -> None:
-        organ_ids = list(organ_ids)
-        for listener in self.mail_listeners:
-            listener(organ_ids)
-        for organ_id in organ_ids:
-            for future in self._waiters.get(organ_id, ()):
-                if not future.done():
-                    future.set_result(None)
 
     async def _watch_other_processes(self) -> None:
         """Wake long-polls when another process sharing the file commits.

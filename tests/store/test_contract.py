@@ -10,7 +10,7 @@ import pytest
 from axis import audit, ids, timeutil
 from axis.errors import DuplicateConflict
 from axis.routing import Route
-from axis.store.base import NewMessage
+from axis.store.base import Link, NewMessage
 from axis.store.protocol import Store
 from tests.store.conftest import AGENCIES
 
@@ -83,6 +83,41 @@ async def test_concurrent_accepts_of_one_document_store_it_once(store: Store) ->
     created = [r for r in results if not isinstance(r, BaseException)]
     assert len(created) == 1
     assert all(isinstance(r, DuplicateConflict) for r in results if r not in created)
+
+
+async def test_a_batch_of_mixed_accepts_answers_as_one_by_one(store: Store) -> None:
+    """Sends that share one commit (new, repeated bytes, a reused DocumentId, links) each get
+    the answer they would get alone, and only the new ones reach the inboxes."""
+    first = message(to=(H02, H03), document_id="MIX-1")
+    await store.accept(first)
+    fresh = [message(to=(H02, H03)) for _ in range(8)]
+    repeat = replace(fresh[0], id=ids.new_id("msg"), delivery_ids={H02: ids.new_id("dlv")})
+    revoke = replace(
+        message(document_id="MIX-1", business_type=1), links=(Link(first.id, "revokes"),)
+    )
+    results = await asyncio.gather(
+        *(store.accept(m) for m in [*fresh, repeat, revoke]), return_exceptions=True
+    )
+    assert all(not isinstance(r, BaseException) and r.created for r in results[:8])
+    again = results[8]
+    assert not isinstance(again, BaseException)
+    assert not again.created and again.record.id == fresh[0].id
+    revoked = results[9]
+    assert not isinstance(revoked, BaseException) and revoked.created
+    page = await store.inbox(H02, kind=None, cursor=None, limit=50)
+    assert [m.id for m in page.items] == [first.id, *(m.id for m in fresh), revoke.id]
+    h03 = await store.inbox(H03, kind=None, cursor=None, limit=50)
+    assert [m.id for m in h03.items] == [first.id, *(m.id for m in fresh)]
+    original = await store.message(first.id)
+    assert original is not None
+    assert [(v.message_id, v.relation) for v in original.referred_by] == [(revoke.id, "revokes")]
+    # one operation of a shared commit refused: the others still go in
+    clash, other = message(document_id="MIX-1"), message()
+    refused, taken = await asyncio.gather(
+        store.accept(clash), store.accept(other), return_exceptions=True
+    )
+    assert isinstance(refused, DuplicateConflict)
+    assert not isinstance(taken, BaseException) and taken.created
 
 
 async def test_inbox_fetch_ack_lifecycle(store: Store) -> None:
