@@ -7,14 +7,17 @@ import threading
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # every 10-bit value as two digits
 
 
 def _b32(value: int, length: int) -> str:
-    out = []
-    for _ in range(length):
-        out.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
+    """``value`` as ``length`` base32 digits, most significant first (value < 32**length).
+
+    Two digits a step (a table of 1,024): ids are made by the hundred per fan-out package.
+    """
+    pairs = (length + 1) // 2
+    text = "".join([_PAIRS[(value >> (10 * i)) & 1023] for i in range(pairs - 1, -1, -1)])
+    return text[len(text) - length :]
 
 
 class _Entropy:
@@ -39,4 +42,4 @@ def new_id(prefix: str) -> str:
     """``prefix`` + 48 bits of milliseconds + 80 random bits (26 base32 characters)."""
     ms = time.time_ns() // 1_000_000
     rand = int.from_bytes(_entropy.take(10), "big")
-    return f"{prefix}_{_b32(ms, 10)}{_b32(rand, 16)}"
+    return f"{prefix}_{_b32(ms << 80 | rand, 26)}"

@@ -229,12 +229,14 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
             )
             for event in accepted_events(message):
                 tx.event(event)
-            for delivered_to, delivery_id in message.delivery_ids.items():
-                tx.conn.execute(
-                    "INSERT INTO deliveries (id, message_id, delivered_to, kind, state,"
-                    " updated_at) VALUES (?,?,?,?, 'queued', ?)",
-                    (delivery_id, message.id, delivered_to, message.kind, tx.at),
-                )
+            tx.conn.executemany(
+                "INSERT INTO deliveries (id, message_id, delivered_to, kind, state,"
+                " updated_at) VALUES (?,?,?,?, 'queued', ?)",
+                [
+                    (delivery_id, message.id, delivered_to, message.kind, tx.at)
+                    for delivered_to, delivery_id in message.delivery_ids.items()
+                ],
+            )
             for status in message.statuses:
                 tx.conn.execute(
                     "INSERT INTO statuses (message_id, doc_from, document_id, party, code, at,"

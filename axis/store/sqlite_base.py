@@ -63,6 +63,7 @@ class Tx:
         self._audit = audit
         self.at = timeutil.fmt(timeutil.now())
         self._head: tuple[int, str] | None = None
+        self._rows: list[tuple[Any, ...]] = []  # events appended, inserted by ``flush``
 
     def event(self, event: Event) -> None:
         """Append an audit event, chained to the last, in this same transaction."""
@@ -79,9 +80,7 @@ class Tx:
         seq = self._head[0] + 1
         content = audit.canonical(seq, self.at, event)
         digest = audit.chain_hash(self._head[1], content)
-        self.conn.execute(
-            "INSERT INTO audit_events (seq, at, type, actor, message_id, document_id, from_id,"
-            " to_id, detail, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        self._rows.append(
             (
                 seq,
                 self.at,
@@ -93,9 +92,27 @@ class Tx:
                 event.to_id,
                 orjson.dumps(event.detail).decode(),
                 digest,
-            ),
+            )
         )
         self._head = (seq, digest)
+
+    def flush(self) -> None:
+        """Insert the events appended so far, all in one statement (a fan-out has hundreds)."""
+        if self._rows:
+            self.conn.executemany(
+                "INSERT INTO audit_events (seq, at, type, actor, message_id, document_id,"
+                " from_id, to_id, detail, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                self._rows,
+            )
+            self._rows.clear()
+
+    def mark(self) -> tuple[int, str] | None:
+        return self._head
+
+    def restore(self, head: tuple[int, str] | None) -> None:
+        """Forget the events of an operation that failed, as its savepoint forgot its rows."""
+        self._rows.clear()
+        self._head = head
 
 
 Op = Callable[[Tx], T]
@@ -170,15 +187,17 @@ class GroupWriter:
             try:
                 tx = Tx(conn, audit=self._audit)
                 for op, _ in batch:
-                    head = tx._head
+                    head = tx.mark()
                     conn.execute("SAVEPOINT op")
                     try:
-                        outcomes.append((True, op(tx)))
+                        result = op(tx)
+                        tx.flush()
+                        outcomes.append((True, result))
                         conn.execute("RELEASE op")
                     except Exception as exc:
                         conn.execute("ROLLBACK TO op")
                         conn.execute("RELEASE op")
-                        tx._head = head
+                        tx.restore(head)
                         outcomes.append((False, exc))
                 await asyncio.to_thread(conn.execute, "COMMIT")
             except BaseException:
