@@ -6,6 +6,7 @@ so a test can run several differently configured axes in one process.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -39,6 +40,8 @@ class Settings:
     push_ca_bundle: str = ""  # PEM bundle for https endpoints; empty: the system trust store
     audit_checkpoint_interval: float = 300.0  # seconds between signed checkpoints
     retention_days: float = 0.0  # purge message bodies older than this; 0 keeps them
+    rate_limit: float = 0.0  # requests a second per agency, per process; 0: no limit
+    rate_burst: int = 0  # requests an agency may make at once; 0: two seconds' worth
     # benchmark only: append no audit events, to measure what the log costs. Never in service.
     audit_events: bool = True
     receipt_deadline: str = "next-working-day"  # or seconds; when a missing 01/03 is overdue
@@ -71,6 +74,11 @@ class Settings:
         return self.data / "axis.pem"
 
     @property
+    def effective_rate_burst(self) -> int:
+        """The bucket size: as configured, else two seconds of ``rate_limit`` (at least 1)."""
+        return self.rate_burst or max(1, math.ceil(2 * self.rate_limit))
+
+    @property
     def uses_postgres(self) -> bool:
         return self.store.startswith(("postgresql://", "postgres://"))
 
@@ -94,6 +102,8 @@ _ENV: dict[str, str] = {
     "push_ca_bundle": "AXIS_PUSH_CA_BUNDLE",
     "audit_checkpoint_interval": "AXIS_AUDIT_CHECKPOINT_INTERVAL",
     "retention_days": "AXIS_RETENTION_DAYS",
+    "rate_limit": "AXIS_RATE_LIMIT",
+    "rate_burst": "AXIS_RATE_BURST",
     "audit_events": "AXIS_AUDIT_EVENTS",
     "receipt_deadline": "AXIS_RECEIPT_DEADLINE",
     "group_commit_max": "AXIS_GROUP_COMMIT_MAX",
@@ -140,6 +150,8 @@ def build_settings(
         raise ValueError("AXIS_MAX_BYTES and AXIS_WORKERS must be positive")
     if settings.push_timeout <= 0:
         raise ValueError(f"AXIS_PUSH_TIMEOUT must be positive, not {settings.push_timeout}")
+    if settings.rate_limit < 0 or settings.rate_burst < 0:
+        raise ValueError("AXIS_RATE_LIMIT and AXIS_RATE_BURST must not be negative")
     from axis.retry import RetryPolicy  # the policy owns the rules its timings obey
 
     try:

@@ -155,6 +155,10 @@ class RateLimited(AxisError):
     status = 429
     title = "Too many requests"
 
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after  # seconds until the caller may try again
+
 
 class StoreError(Exception):
     """A backend failure (disk full, engine gone): never the client's fault, answered 503."""

@@ -9,10 +9,11 @@ from aiohttp import web
 from axis import push
 from axis.config import Settings
 from axis.metrics import Metrics
+from axis.ratelimit import RateLimiter
 from axis.signing import AxisKey
 from axis.store.protocol import Store
 from axis.web import admin, agencies, audit, deliveries, ops
-from axis.web.keys import AXIS_KEY, METRICS, REGISTRY, SETTINGS, STORE
+from axis.web.keys import AXIS_KEY, LIMITER, METRICS, REGISTRY, SETTINGS, STORE
 from axis.web.middleware import problems
 from axis.web.registry_cache import RegistryCache
 
@@ -27,6 +28,8 @@ def create_app(
     app[AXIS_KEY] = axis_key
     app[METRICS] = Metrics()
     app[REGISTRY] = RegistryCache(store)
+    if settings.rate_limit > 0:
+        app[LIMITER] = RateLimiter(settings.rate_limit, settings.effective_rate_burst)
 
     async def store_lifecycle(app: web.Application) -> AsyncIterator[None]:
         if own_store:

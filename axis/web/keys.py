@@ -6,6 +6,7 @@ from aiohttp import web
 
 from axis.config import Settings
 from axis.metrics import Metrics
+from axis.ratelimit import RateLimiter
 from axis.signing import AxisKey
 from axis.store.protocol import Store
 from axis.web.registry_cache import RegistryCache
@@ -15,3 +16,5 @@ STORE = web.AppKey("store", Store)
 REGISTRY = web.AppKey("registry", RegistryCache)
 AXIS_KEY = web.AppKey("axis_key", AxisKey)
 METRICS = web.AppKey("metrics", Metrics)
+# present only when AXIS_RATE_LIMIT is set
+LIMITER = web.AppKey("rate_limiter", RateLimiter)

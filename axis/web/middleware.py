@@ -8,6 +8,7 @@ answered 500 without leaking internals.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -15,10 +16,11 @@ import structlog
 from aiohttp import web
 
 from axis import log, timeutil
-from axis.errors import AxisError, Forbidden, StoreError, Unauthorized
+from axis.errors import AxisError, Forbidden, RateLimited, StoreError, Unauthorized
+from axis.ratelimit import retry_after_header
 from axis.store.base import Principal, Role
 from axis.tokens import hash_token
-from axis.web.keys import METRICS, REGISTRY, STORE
+from axis.web.keys import LIMITER, METRICS, REGISTRY, STORE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _log = log.get("axis.web")
@@ -65,6 +67,8 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         if exc.status >= 500 or exc.code in ("forbidden_xml",):
             _log.warning("request_refused", code=exc.code, detail=exc.detail, path=request.path)
         response = problem_response(exc.status, exc.code, exc.title, exc.detail, exc.extra)
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = retry_after_header(exc.retry_after)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -102,6 +106,14 @@ async def principal(request: web.Request) -> Principal:
         if agency is None or agency.status != "active":
             status = agency.status if agency else "not registered"
             raise Forbidden(f"agency {found.organ_id} is {status}; its tokens are refused")
+        if LIMITER in request.app:
+            wait = request.app[LIMITER].take(found.organ_id or "", time.monotonic())
+            if wait:
+                raise RateLimited(
+                    f"agency {found.organ_id} is over its {request.app[LIMITER].rate:g} "
+                    f"requests a second; retry after {wait:.2f} s",
+                    retry_after=wait,
+                )
     await request.app[STORE].touch_token(found.token_id, timeutil.now())
     structlog.contextvars.bind_contextvars(principal=found.actor)
     request[PRINCIPAL] = found
