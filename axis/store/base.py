@@ -132,6 +132,15 @@ class RecipientView:
 
 
 @dataclass(frozen=True, slots=True)
+class Acked:
+    """Where a delivery stands after its recipient's ack: what the ack's answer shows."""
+
+    delivery_id: str
+    state: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
 class MessageRecord:
     """A stored message and where each of its deliveries stands."""
 
@@ -349,7 +358,7 @@ class CoreStore(Protocol):
 
     async def ack(
         self, message_id: str, organ_id: str, result: AckResult, reason: str | None, *, actor: str
-    ) -> RecipientView:
+    ) -> Acked:
         """Acknowledge; same result again is harmless, another raises ``DuplicateConflict``."""
 
     async def healthy(self) -> dict[str, Any]:

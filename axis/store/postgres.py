@@ -25,6 +25,7 @@ from axis.errors import DuplicateConflict, StoreError
 from axis.registry import Agency, Certificate, Registry
 from axis.store.base import (
     AcceptResult,
+    Acked,
     AckResult,
     DocumentInfo,
     Fetched,
@@ -547,12 +548,12 @@ class PostgresStore(PostgresAuditOps, PostgresPushOps, PostgresAdminOps, Postgre
 
     async def ack(
         self, message_id: str, organ_id: str, result: AckResult, reason: str | None, *, actor: str
-    ) -> RecipientView:
+    ) -> Acked:
         target = "acked" if result == "done" else "failed"
 
-        async def op(tx: PgTx) -> None:
+        async def op(tx: PgTx) -> Acked:
             row = await tx.conn.fetchrow(
-                "SELECT d.id, d.state, m.document_id, m.from_id FROM deliveries d"
+                "SELECT d.id, d.state, d.updated_at, m.document_id, m.from_id FROM deliveries d"
                 " JOIN messages m ON m.id = d.message_id"
                 " WHERE d.message_id = $1 AND d.delivered_to = $2 FOR UPDATE OF d",
                 message_id,
@@ -560,9 +561,9 @@ class PostgresStore(PostgresAuditOps, PostgresPushOps, PostgresAdminOps, Postgre
             )
             if row is None:
                 raise LookupError(message_id)
-            delivery_id, state, document_id, from_id = row
+            delivery_id, state, updated_at, document_id, from_id = row
             if state == target:
-                return
+                return Acked(delivery_id, state, updated_at)
             if state in ("acked", "failed"):
                 raise DuplicateConflict(
                     f"result: the message was already acknowledged as"
@@ -587,8 +588,6 @@ class PostgresStore(PostgresAuditOps, PostgresPushOps, PostgresAdminOps, Postgre
                     detail={"delivery_id": delivery_id, "reason": reason},
                 )
             )
+            return Acked(delivery_id, target, tx.at)
 
-        await self._write(op)
-        record = await self.message(message_id)
-        assert record is not None
-        return next(r for r in record.recipients if r.delivered_to == organ_id)
+        return await self._write(op)

@@ -20,6 +20,7 @@ from axis.errors import DuplicateConflict
 from axis.registry import Agency, Certificate, Registry
 from axis.store.base import (
     AcceptResult,
+    Acked,
     AckResult,
     DocumentInfo,
     Fetched,
@@ -430,21 +431,21 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
 
     async def ack(
         self, message_id: str, organ_id: str, result: AckResult, reason: str | None, *, actor: str
-    ) -> RecipientView:
+    ) -> Acked:
         target = "acked" if result == "done" else "failed"
 
-        def op(tx: Tx) -> None:
+        def op(tx: Tx) -> Acked:
             row = tx.conn.execute(
-                "SELECT d.id, d.state, m.document_id, m.from_id FROM deliveries d"
+                "SELECT d.id, d.state, d.updated_at, m.document_id, m.from_id FROM deliveries d"
                 " JOIN messages m ON m.id = d.message_id"
                 " WHERE d.message_id = ? AND d.delivered_to = ?",
                 (message_id, organ_id),
             ).fetchone()
             if row is None:
                 raise LookupError(message_id)
-            delivery_id, state, document_id, from_id = row
+            delivery_id, state, updated_at, document_id, from_id = row
             if state == target:
-                return
+                return Acked(delivery_id, state, updated_at)
             if state in ("acked", "failed"):
                 raise DuplicateConflict(
                     f"result: the message was already acknowledged as"
@@ -466,8 +467,6 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
                     detail={"delivery_id": delivery_id, "reason": reason},
                 )
             )
+            return Acked(delivery_id, target, tx.at)
 
-        await self._write(op)
-        record = await self.message(message_id)
-        assert record is not None
-        return next(r for r in record.recipients if r.delivered_to == organ_id)
+        return await self._write(op)

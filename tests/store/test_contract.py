@@ -137,7 +137,11 @@ async def test_inbox_fetch_ack_lifecycle(store: Store) -> None:
     assert record is not None and record.recipients[0].state == "fetched"
     row = await store.ack(mid, H02, "done", None, actor="agency:H02")
     assert row.state == "acked"
-    assert (await store.ack(mid, H02, "done", None, actor="agency:H02")).state == "acked"
+    record = await store.message(mid)
+    assert record is not None
+    shown = record.recipients[0]
+    assert (row.delivery_id, row.updated_at) == (shown.delivery_id, shown.updated_at)
+    assert await store.ack(mid, H02, "done", None, actor="agency:H02") == row
     with pytest.raises(DuplicateConflict):
         await store.ack(mid, H02, "fail", "late", actor="agency:H02")
     page = await store.inbox(H02, kind=None, cursor=None, limit=10)
