@@ -7,10 +7,10 @@ because it is not in the classic form, since the trục's own list may hold such
 because the hierarchy (``level``, ``parent``) is only defined on that form.
 
 The hierarchy is read right to left: ``Xnn`` is level 1, ``MM`` level 2, ``ZZ`` level 3,
-``YYY`` level 4, and the parent of a level-n code is the code with its level-n part zeroed.
-For that rule to give a chain that ends at level 1, the non-zero parts must be a contiguous
-run from the right: ``000.05.00.H59`` (level-3 part set, level-2 part zero) has no level
-under that rule, so it is not registrable and every hierarchy function refuses it.
+``YYY`` level 4. A code's level is its leftmost non-zero part, and its parent is the code with
+that part zeroed (EDXML.md). Field codes skip levels: the sender of the published sample
+``edoc.edxml`` is ``002.00.20.H13``, a level-4 unit directly under the level-2
+``000.00.20.H13``. Such a code is registrable; its parent is simply more than one level up.
 
 Everything here is pure: no I/O, no registry. ``resolve_successor`` takes the lookup as a
 function so the registry can forward mail for a closed code without this module knowing
@@ -72,23 +72,11 @@ def _problem(code: str) -> str | None:
             "is not in the form YYY.ZZ.MM.Xnn "
             "(3 digits, 2 digits, 2 digits, a capital letter and 2 digits)"
         )
-    yyy, zz, mm, _ = m.groups()
-    if yyy != "000" and (zz == "00" or mm == "00"):
-        missing = "ZZ (level 3)" if zz == "00" else "MM (level 2)"
-        return (
-            f"sets the level-4 part YYY={yyy} but its {missing} part is zero: "
-            "the non-zero parts must run contiguously from the right (Xnn, MM, ZZ, YYY)"
-        )
-    if zz != "00" and mm == "00":
-        return (
-            f"sets the level-3 part ZZ={zz} but its MM (level 2) part is zero: "
-            "the non-zero parts must run contiguously from the right (Xnn, MM, ZZ, YYY)"
-        )
     return None
 
 
 def is_registrable(code: str) -> bool:
-    """Whether the registry accepts ``code``: classic form with a contiguous hierarchy."""
+    """Whether the registry accepts ``code``: the classic form ``YYY.ZZ.MM.Xnn``."""
     return _problem(code) is None
 
 
@@ -137,7 +125,10 @@ def parent(code: str) -> str | None:
 
 
 def ancestors(code: str) -> tuple[str, ...]:
-    """Parent, grandparent, … up to the level-1 code; excludes ``code``, empty at level 1."""
+    """Parent, grandparent, … up to the level-1 code; excludes ``code``, empty at level 1.
+
+    Levels a code skips are not in its chain: ``002.00.20.H13`` has two ancestors.
+    """
     chain: list[str] = []
     up = parent(code)
     while up is not None:

@@ -37,10 +37,25 @@ async def test_level_2_unit_registers_under_its_province_and_exchanges_mail(
     assert [m["from"] for m in inbox["items"]] == ["000.00.05.H41"]
 
 
+async def test_a_field_code_that_skips_a_level_registers_under_the_next_one_up(
+    axis: AxisHarness,
+) -> None:
+    """002.00.20.H13, the sender of the sample edoc.edxml, sits under 000.00.20.H13."""
+    await axis.register("000.00.20.H13", kind="unit")
+    unit = await axis.register("002.00.20.H13", kind="unit")
+    status, shown = await axis.get(axis.admin, "/v1/admin/agencies/002.00.20.H13")
+    assert (status, shown["parent"]) == (200, "000.00.20.H13")
+    receiver = await axis.register(G22)
+    status, answer = await axis.send(unit, axis.edoc(unit, [G22]))
+    assert status == 201, answer
+    _, inbox = await axis.get(receiver, "/v1/inbox")
+    assert [m["from"] for m in inbox["items"]] == ["002.00.20.H13"]
+
+
 async def test_codes_are_checked_for_form_and_parent(axis: AxisHarness) -> None:
     """Malformed codes, wrong or unregistered parents and unknown fields are invalid_request."""
     cases = [
-        ("000.05.00.H41", {"name": "x"}, "organ_id"),
+        ("05.00.H41", {"name": "x"}, "organ_id"),
         ("000.00.05.H41 ", {"name": "x"}, "organ_id"),
         ("000.03.05.H41", {"name": "x"}, "parent: 000.00.05.H41 is not registered"),
         ("000.00.05.H41", {"name": "x", "parent": G22}, "parent: 000.00.05.H41 derives"),
