@@ -48,16 +48,8 @@ def _link_json(link: LinkView) -> dict[str, Any]:
     }
 
 
-def _recipient_json(
-    r: RecipientView, *, full: bool, overdue_at: datetime | None = None
-) -> dict[str, Any]:
-    if not full:
-        return {
-            "organ_id": r.organ_id,
-            "delivered_to": r.delivered_to,
-            "delivery_id": r.delivery_id,
-            "state": r.state,
-        }
+def _recipient_json(r: RecipientView, overdue_at: datetime | None) -> dict[str, Any]:
+    """A recipient's row of ``GET /v1/messages/{id}``: where its delivery stands now."""
     return {
         "organ_id": r.organ_id,
         "delivered_to": r.delivered_to,
@@ -84,23 +76,34 @@ def _recipient_json(
 
 
 def accepted_json(record: MessageRecord) -> dict[str, Any]:
-    """The answer to a send, the same for the first send and for an identical resend."""
-    body: dict[str, Any] = {
+    """The answer to a send, the same for the first send and for any identical resend.
+
+    The contract answers a resend with "the original answer", so each delivery shows the
+    state it had when the package was accepted (``queued``) even if its recipient has since
+    fetched or acknowledged it: where it stands now is ``GET /v1/messages/{id}``. Documents
+    and status packets carry the same keys, ``null`` where one does not apply.
+    """
+    return {
         "id": record.id,
         "kind": record.kind,
         "document_id": record.document_id,
+        "business_type": record.business_type if record.kind == "edoc" else None,
+        "status_code": record.status_code if record.kind == "status" else None,
         "from": record.from_id,
         "sha256": record.sha256,
         "size": record.size,
         "received_at": record.received_at,
-        "recipients": [_recipient_json(r, full=False) for r in record.recipients],
+        "recipients": [
+            {
+                "organ_id": r.organ_id,
+                "delivered_to": r.delivered_to,
+                "delivery_id": r.delivery_id,
+                "state": "queued",
+            }
+            for r in record.recipients
+        ],
         "receipt_url": f"/v1/messages/{record.id}/receipt",
     }
-    if record.kind == "edoc":
-        body["business_type"] = record.business_type
-    else:
-        body["status_code"] = record.status_code
-    return body
 
 
 async def post_edoc(request: web.Request) -> web.Response:
@@ -204,14 +207,12 @@ async def get_message(request: web.Request) -> web.Response:
         "sha256": record.sha256,
         "size": record.size,
         "received_at": record.received_at,
-        "recipients": [_recipient_json(r, full=True, overdue_at=due) for r in record.recipients],
+        "recipients": [_recipient_json(r, due) for r in record.recipients],
         "refers_to": [_link_json(link) for link in record.refers_to],
         "referred_by": [_link_json(link) for link in record.referred_by],
+        "business_type": record.business_type if record.kind == "edoc" else None,
+        "status_code": record.status_code if record.kind == "status" else None,
     }
-    if record.kind == "edoc":
-        body["business_type"] = record.business_type
-    else:
-        body["status_code"] = record.status_code
     return json_response(body)
 
 

@@ -49,7 +49,7 @@ _HTTP_CODES = {
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
-    405: "invalid_request",
+    405: "method_not_allowed",
     413: "too_large",
     415: "unsupported_media_type",
 }
@@ -69,11 +69,21 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         response = problem_response(exc.status, exc.code, exc.title, exc.detail, exc.extra)
         if isinstance(exc, RateLimited):
             response.headers["Retry-After"] = retry_after_header(exc.retry_after)
+        elif isinstance(exc, Unauthorized):
+            # RFC 9110 §11.6.1 / RFC 6750 §3: a 401 names the scheme it wants
+            bad = ', error="invalid_token"' if "Authorization" in request.headers else ""
+            response.headers["WWW-Authenticate"] = f'Bearer realm="axis"{bad}'
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "invalid_request")
-        response = problem_response(exc.status, code, exc.reason, exc.text or exc.reason)
+        detail = exc.text or exc.reason
+        allow = exc.headers.get("Allow")
+        if exc.status == 405 and allow:
+            detail = f"{request.method} is not allowed on {request.path}; allowed: {allow}"
+        response = problem_response(exc.status, code, exc.reason, detail)
+        if allow:
+            response.headers["Allow"] = allow
     except StoreError as exc:
         _log.error("store_unavailable", error=str(exc), path=request.path)
         response = problem_response(

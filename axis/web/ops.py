@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from axis import receipts, timeutil
+from axis.metrics import CONTENT_TYPE as METRICS_TYPE
 from axis.web import admin
 from axis.web.agencies import json_response, load_visible
 from axis.web.keys import AXIS_KEY, METRICS, REGISTRY, STORE
@@ -47,7 +48,7 @@ async def metrics(request: web.Request) -> web.Response:
             *request.app[STORE].stats().items(),
         ]
     )
-    return web.Response(text=text, content_type="text/plain", charset="utf-8")
+    return web.Response(body=text.encode(), headers={"Content-Type": METRICS_TYPE})
 
 
 async def axis_certificate(request: web.Request) -> web.Response:

@@ -96,8 +96,11 @@ async def test_health_readiness_and_metrics(axis: AxisHarness) -> None:
     assert body["store"]["store"] == "sqlite"
     async with axis.session.get(f"{axis.url}/metrics") as resp:
         assert resp.status == 200
+        assert resp.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
         text = await resp.text()
     assert "axis_agencies 158" in text
+    assert "# TYPE axis_store_commits_total counter" in text
+    assert "# HELP axis_certificates_expiring_30d " in text
 
 
 async def test_unknown_route_is_problem_json(axis: AxisHarness) -> None:
@@ -106,3 +109,25 @@ async def test_unknown_route_is_problem_json(axis: AxisHarness) -> None:
         assert resp.status == 404
         assert resp.content_type == "application/problem+json"
         assert (await resp.json())["code"] == "not_found"
+
+
+async def test_a_wrong_method_is_405_naming_the_allowed_ones(axis: AxisHarness) -> None:
+    """DELETE on the outbox is 405 method_not_allowed with Allow, as problem+json."""
+    async with axis.session.delete(f"{axis.url}/v1/outbox", headers=axis.admin) as resp:
+        assert resp.status == 405
+        assert resp.content_type == "application/problem+json"
+        assert "GET" in resp.headers["Allow"]
+        problem = await resp.json()
+    assert (problem["code"], problem["status"]) == ("method_not_allowed", 405)
+    assert "DELETE" in problem["detail"] and "/v1/outbox" in problem["detail"]
+
+
+async def test_401_names_the_bearer_scheme(axis: AxisHarness) -> None:
+    """A 401 carries WWW-Authenticate: Bearer, with invalid_token when a token was sent."""
+    async with axis.session.get(f"{axis.url}/v1/outbox") as resp:
+        assert resp.status == 401
+        assert resp.headers["WWW-Authenticate"] == 'Bearer realm="axis"'
+    bad = {"Authorization": "Bearer axs_not-a-token"}
+    async with axis.session.get(f"{axis.url}/v1/outbox", headers=bad) as resp:
+        assert resp.status == 401
+        assert resp.headers["WWW-Authenticate"] == 'Bearer realm="axis", error="invalid_token"'

@@ -45,6 +45,9 @@ async def test_same_bytes_again_answers_200_with_the_original(axis: AxisHarness)
     receiver = await axis.register(H41)
     _, inbox = await axis.get(receiver, "/v1/inbox")
     assert [m["id"] for m in inbox["items"]] == [first["id"]]
+    status, _ = await axis.post_json(receiver, f"/v1/inbox/{first['id']}/ack", {"result": "done"})
+    assert status == 200
+    assert await axis.send(sender, body) == (200, first)
 
 
 async def test_reused_document_id_with_other_bytes_is_a_conflict(axis: AxisHarness) -> None:
