@@ -57,7 +57,9 @@ _HTTP_CODES = {
 
 @web.middleware
 async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id") or secrets.token_hex(8)
+    request_id = request.headers.get("X-Request-Id", "")
+    if not (0 < len(request_id) <= 128 and request_id.isprintable()):
+        request_id = secrets.token_hex(8)  # a proxy's id is kept; anything odd is replaced
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     try:
