@@ -1,4 +1,4 @@
-"""The command line: ``axis init | serve | token | agencies``.
+"""The command line: ``axis init | serve | worker | token | agencies | audit``.
 
 Every command builds its ``Settings`` once from flags and ``AXIS_*`` variables and passes them
 down; nothing below reads the environment.

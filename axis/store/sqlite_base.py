@@ -195,9 +195,13 @@ class GroupWriter:
                         outcomes.append((True, result))
                         conn.execute("RELEASE op")
                     except Exception as exc:
+                        if isinstance(exc, sqlite3.Error) and not conn.in_transaction:
+                            raise  # SQLite rolled the whole batch back (disk full, I/O error)
                         conn.execute("ROLLBACK TO op")
                         conn.execute("RELEASE op")
                         tx.restore(head)
+                        if isinstance(exc, sqlite3.Error):
+                            exc = StoreError(f"the store could not write: {exc}")
                         outcomes.append((False, exc))
                 await asyncio.to_thread(conn.execute, "COMMIT")
             except BaseException:

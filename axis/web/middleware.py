@@ -89,7 +89,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     except StoreError as exc:
         _log.error("store_unavailable", error=str(exc), path=request.path)
         response = problem_response(
-            503, "unavailable", "The store cannot take this now", "retry later"
+            503, "unavailable", "The store cannot take this now", "nothing was stored; retry later"
         )
         response.headers["Retry-After"] = "5"
     except Exception:
