@@ -14,7 +14,7 @@ from pathlib import Path
 
 from axis import edxml, ids, lifecycle, log, routing, signing, timeutil
 from axis.config import Settings
-from axis.errors import NotAParty, SenderMismatch, UnknownDocument
+from axis.errors import NotAParty, SenderMismatch, StoreUnavailable, UnknownDocument
 from axis.registry import Registry
 from axis.store.base import (
     AcceptResult,
@@ -242,10 +242,15 @@ class Intake:
         return doc, (doc.from_id,), (packet.from_id,)
 
     def _persist_large(self, body: Body) -> Path:
-        if body.path is not None:
-            return place_blob(self._settings, body.path, body.sha256)
-        assert body.data is not None
-        self._settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._settings.tmp_dir / f"{body.sha256}.{ids.new_id('tmp')}"
-        tmp.write_bytes(body.data)
-        return place_blob(self._settings, tmp, body.sha256)
+        try:
+            if body.path is not None:
+                return place_blob(self._settings, body.path, body.sha256)
+            assert body.data is not None
+            self._settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self._settings.tmp_dir / f"{body.sha256}.{ids.new_id('tmp')}"
+            tmp.write_bytes(body.data)
+            return place_blob(self._settings, tmp, body.sha256)
+        except OSError as exc:  # the disk is full or the data directory unwritable
+            raise StoreUnavailable(
+                f"cannot store the body in {self._settings.blob_dir}: {exc}"
+            ) from exc

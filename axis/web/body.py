@@ -7,6 +7,7 @@ the exact bytes is known without reading them twice.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -16,7 +17,7 @@ from pathlib import Path
 from aiohttp import web
 
 from axis.config import Settings
-from axis.errors import InvalidRequest, TooLarge, UnsupportedMediaType
+from axis.errors import InvalidRequest, StoreUnavailable, TooLarge, UnsupportedMediaType
 
 XML_TYPES = ("application/xml", "text/xml")
 
@@ -69,14 +70,22 @@ async def read_xml_body(request: web.Request, settings: Settings) -> Body:
                 chunks.clear()
             else:
                 chunks.append(chunk)
-    except BaseException:
+    except BaseException as exc:
         if spool is not None:
-            spool.close()
+            with contextlib.suppress(OSError):
+                spool.close()
         if spool_path is not None:
             spool_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # the disk is full or the data directory unwritable
+            raise StoreUnavailable(f"cannot spool the body to {settings.tmp_dir}: {exc}") from exc
         raise
     if spool is not None:
-        spool.close()
+        try:
+            spool.close()
+        except OSError as exc:
+            if spool_path is not None:
+                spool_path.unlink(missing_ok=True)
+            raise StoreUnavailable(f"cannot spool the body to {settings.tmp_dir}: {exc}") from exc
     if size == 0:
         raise InvalidRequest("body: empty; send the signed edXML package")
     data = None if spool_path is not None else b"".join(chunks)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 
+import pytest
 import structlog
 
 from tests.support.harness import AxisHarness
@@ -47,3 +49,30 @@ async def test_a_full_store_answers_503_and_keeps_what_it_had(axis: AxisHarness)
     assert status == 201, second
     _, inbox = await axis.get(receiver, "/v1/inbox")
     assert [m["id"] for m in inbox["items"]] == [first["id"], second["id"]]
+
+
+@pytest.mark.parametrize(
+    ("blocked", "size"),
+    [(("tmp_dir", "blob_dir"), 1_500_000), (("blob_dir",), 400_000)],
+    ids=["spooled", "kept-as-blob"],
+)
+async def test_a_data_directory_that_refuses_files_answers_503(
+    axis: AxisHarness, blocked: tuple[str, ...], size: int
+) -> None:
+    """A large body that cannot be spooled or kept is 503 unavailable, not a crash; none kept."""
+    sender = await axis.register(G22)
+    receiver = await axis.register(H41)
+    paths = [getattr(axis.settings, name) for name in blocked]
+    for path in paths:  # a file where a directory must go: every write below it fails
+        if path.exists():
+            shutil.rmtree(path)
+        path.write_bytes(b"")
+    big = axis.edoc(sender, [H41], attachment_bytes=size)
+    status, problem = await axis.send(sender, big)
+    assert (status, problem["code"]) == (503, "unavailable")
+    for path in paths:
+        path.unlink()
+    status, answer = await axis.send(sender, big)
+    assert status == 201, answer
+    _, inbox = await axis.get(receiver, "/v1/inbox")
+    assert [m["id"] for m in inbox["items"]] == [answer["id"]]
