@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -18,15 +20,43 @@ HELP = {
     "axis_certificates_expiring_30d": "Pinned certificates that end within 30 days.",
     "axis_store_commits_total": "Store commits since start; each is one fsync (group commit).",
     "axis_store_writes_total": "Write operations carried by those commits since start.",
+    "axis_http_requests_total": "HTTP requests answered, by method, route and status.",
+    "axis_http_request_duration_seconds": (
+        "Time from a request's arrival at the handler to its answer, by method and route"
+        " (long-polls included: they wait by design)."
+    ),
 }
+
+# Seconds: from a fast fetch (~1 ms) through an intake under load to a 60 s long-poll.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(slots=True)
+class _Histogram:
+    counts: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
+    total: float = 0.0
+    count: int = 0
 
 
 class Metrics:
     def __init__(self) -> None:
-        self.counters: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
+        self.counters: Counter[tuple[str, Labels]] = Counter()
+        self.histograms: dict[tuple[str, Labels], _Histogram] = {}
 
     def inc(self, name: str, amount: int = 1, **labels: str) -> None:
         self.counters[(name, tuple(sorted(labels.items())))] += amount
+
+    def observe(self, name: str, value: float, **labels: str) -> None:
+        """Count ``value`` (seconds) into the histogram ``name`` with fixed ``BUCKETS``."""
+        key = (name, tuple(sorted(labels.items())))
+        histogram = self.histograms.get(key)
+        if histogram is None:
+            histogram = self.histograms[key] = _Histogram()
+        histogram.counts[bisect.bisect_left(BUCKETS, value)] += 1
+        histogram.total += value
+        histogram.count += 1
 
     def render(self, readings: Iterable[tuple[str, float]] = ()) -> str:
         """The exposition text: this process's counters, then ``readings`` taken just now.
@@ -45,9 +75,22 @@ class Metrics:
 
         for (name, labels), value in sorted(self.counters.items()):
             header(name, "counter")
-            label_text = ",".join(f'{k}="{v}"' for k, v in labels)
-            lines.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
+            lines.append(f"{name}{_labels(labels)} {value}")
+        for (name, labels), histogram in sorted(self.histograms.items()):
+            header(name, "histogram")
+            running = 0
+            for bound, count in zip((*map(repr, BUCKETS), "+Inf"), histogram.counts, strict=True):
+                running += count
+                lines.append(f"{name}_bucket{_labels((*labels, ('le', bound)))} {running}")
+            lines.append(f"{name}_sum{_labels(labels)} {histogram.total:.6f}")
+            lines.append(f"{name}_count{_labels(labels)} {histogram.count}")
         for name, reading in readings:
             header(name, "counter" if name.endswith("_total") else "gauge")
             lines.append(f"{name} {reading:g}")
         return "\n".join(lines) + "\n"
+
+
+def _labels(labels: Labels) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}"

@@ -62,6 +62,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         request_id = secrets.token_hex(8)  # a proxy's id is kept; anything odd is replaced
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
     try:
         response = await handler(request)
     except AxisError as exc:
@@ -98,7 +99,19 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
             500, "internal_error", "Internal error", f"request {request_id} failed; see logs"
         )
     response.headers["X-Request-Id"] = request_id
+    _count(request, response.status, time.perf_counter() - started)
     return response
+
+
+def _count(request: web.Request, status: int, seconds: float) -> None:
+    """Requests by route pattern (``/v1/inbox/{id}``), never by path: the label set stays small."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    metrics = request.app[METRICS]
+    metrics.inc("axis_http_requests_total", method=request.method, route=route, status=str(status))
+    metrics.observe(
+        "axis_http_request_duration_seconds", seconds, method=request.method, route=route
+    )
 
 
 async def principal(request: web.Request) -> Principal:

@@ -101,6 +101,26 @@ async def test_health_readiness_and_metrics(axis: AxisHarness) -> None:
     assert "axis_agencies 158" in text
     assert "# TYPE axis_store_commits_total counter" in text
     assert "# HELP axis_certificates_expiring_30d " in text
+    # requests are counted by route pattern, never by path
+    assert 'axis_http_requests_total{method="GET",route="/readyz",status="200"} 1' in text
+    assert 'axis_http_request_duration_seconds_count{method="GET",route="/healthz"} 1' in text
+
+
+async def test_requests_are_counted_by_route_pattern_and_status(axis: AxisHarness) -> None:
+    """Two fetches of different messages and a 404 land on one route label each."""
+    sender = await axis.register("000.00.00.G22")
+    receiver = await axis.register("000.00.00.H41")
+    for _ in range(2):
+        _, answer = await axis.send(sender, axis.edoc(sender, ["000.00.00.H41"]))
+        assert (await axis.get(receiver, f"/v1/inbox/{answer['id']}"))[0] == 200
+    assert (await axis.get(receiver, "/v1/inbox/msg_nothing"))[0] == 404
+    assert (await axis.get(receiver, "/nowhere"))[0] == 404
+    async with axis.session.get(f"{axis.url}/metrics") as resp:
+        text = await resp.text()
+    assert 'axis_http_requests_total{method="GET",route="/v1/inbox/{id}",status="200"} 2' in text
+    assert 'axis_http_requests_total{method="GET",route="/v1/inbox/{id}",status="404"} 1' in text
+    assert 'axis_http_requests_total{method="GET",route="unmatched",status="404"} 1' in text
+    assert 'axis_http_requests_total{method="POST",route="/v1/edocs",status="201"} 2' in text
 
 
 async def test_unknown_route_is_problem_json(axis: AxisHarness) -> None:
