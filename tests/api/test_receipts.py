@@ -49,6 +49,20 @@ async def test_receipt_states_what_was_received(axis: AxisHarness) -> None:
     schema.assertValid(root)
 
 
+async def test_a_recipient_gets_a_receipt_naming_only_itself(axis: AxisHarness) -> None:
+    """A recipient's receipt lists its own row, not who else the document went to."""
+    sender = await axis.register(G22)
+    receiver = await axis.register(H41)
+    _, answer = await axis.send(sender, axis.edoc(sender, [H41, "000.00.00.H22"]))
+    status, receipt = await axis.get(receiver, answer["receipt_url"])
+    assert status == 200
+    root = etree.fromstring(receipt)
+    organs = [r.get("organId") for r in root.iterfind("r:Recipients/r:Recipient", NS)]
+    assert organs == [H41]
+    status, _ = await axis.get(await axis.register("000.00.00.H14"), answer["receipt_url"])
+    assert status == 404
+
+
 async def test_receipt_verifies_with_two_independent_implementations(axis: AxisHarness) -> None:
     """python-xmlsec and signxml both verify the receipt against the published certificate."""
     receipt, cert, _, _ = await _receipt(axis)
