@@ -18,3 +18,5 @@ AXIS_KEY = web.AppKey("axis_key", AxisKey)
 METRICS = web.AppKey("metrics", Metrics)
 # present only when AXIS_RATE_LIMIT is set
 LIMITER = web.AppKey("rate_limiter", RateLimiter)
+# the bytes of openapi.yaml, read once at start
+OPENAPI = web.AppKey("openapi", bytes)

@@ -44,7 +44,7 @@ def problem_response(
     )
 
 
-_HTTP_CODES = {
+HTTP_CODES = {
     400: "invalid_request",
     401: "unauthorized",
     403: "forbidden",
@@ -79,7 +79,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "invalid_request")
+        code = HTTP_CODES.get(exc.status, "invalid_request")
         detail = exc.text or exc.reason
         allow = exc.headers.get("Allow")
         if exc.status == 405 and allow:

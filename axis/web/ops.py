@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
 from axis import receipts, timeutil
+from axis.errors import NotFound
 from axis.metrics import CONTENT_TYPE as METRICS_TYPE
 from axis.web import admin
 from axis.web.agencies import json_response, load_visible
-from axis.web.keys import AXIS_KEY, METRICS, REGISTRY, STORE
+from axis.web.keys import AXIS_KEY, METRICS, OPENAPI, REGISTRY, STORE
 from axis.web.middleware import problem_response
 
 
@@ -63,9 +66,21 @@ async def receipt(request: web.Request) -> web.Response:
     return web.Response(body=signed, content_type="application/xml", charset="utf-8")
 
 
+_OPENAPI = Path(__file__).resolve().parents[2] / "openapi.yaml"
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The API description, for integrators' tools; public like the axis certificate."""
+    if not request.app[OPENAPI]:
+        raise NotFound("openapi.yaml is not installed beside this axis")
+    return web.Response(body=request.app[OPENAPI], content_type="application/yaml")
+
+
 def setup(app: web.Application) -> None:
+    app[OPENAPI] = _OPENAPI.read_bytes() if _OPENAPI.exists() else b""
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/axis/certificate", axis_certificate)
+    app.router.add_get("/v1/openapi.yaml", openapi)
     app.router.add_get("/v1/messages/{id}/receipt", receipt)
