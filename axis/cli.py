@@ -140,24 +140,41 @@ def _serve_one(settings: Settings, sock: socket.socket | None) -> None:
         )
 
 
+def _why(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
 def cmd_serve(settings: Settings) -> int:
+    try:
+        # Is the address free? Asked without SO_REUSEPORT, so that a second axis (whose
+        # workers set it) is refused rather than silently handed half of the connections.
+        socket.create_server((settings.host, settings.port)).close()
+    except OSError as exc:
+        print(
+            f"axis: cannot listen on {settings.host}:{settings.port}: {_why(exc)}",
+            file=sys.stderr,
+        )
+        return 2
     asyncio.run(bootstrap.initialize(settings))
     if settings.workers == 1:
         _serve_one(settings, None)
         return 0
-    # Several processes share one listening socket: the second core is reached by a second
-    # process, not a thread (the GIL). Fork only now, before any event loop or thread exists.
-    sock = socket.create_server((settings.host, settings.port), reuse_port=True, backlog=1024)
+    # The second core is reached by a second process, not a thread (the GIL). Each process
+    # binds its own socket with SO_REUSEPORT, so the kernel spreads connections evenly over
+    # them; one socket shared by all would let whichever process woke first take a burst of
+    # connections, and keep them.
     children: list[int] = []
     for _ in range(settings.workers):
-        pid = os.fork()
+        pid = os.fork()  # before any event loop or thread exists
         if pid == 0:
             try:
+                sock = socket.create_server(
+                    (settings.host, settings.port), reuse_port=True, backlog=1024
+                )
                 _serve_one(settings, sock)
             finally:
                 os._exit(0)
         children.append(pid)
-    sock.close()
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
