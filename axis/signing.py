@@ -352,6 +352,12 @@ def _check_algorithms(
 # --- (d) the signer -----------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
+def _der(cert: x509.Certificate) -> bytes:
+    """A pinned certificate's DER, encoded once: pins change seldom, packages arrive often."""
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
 def _trusted_certificate(
     signature: etree._Element, trusted: Sequence[x509.Certificate], now: dt.datetime
 ) -> bytes:
@@ -367,7 +373,7 @@ def _trusted_certificate(
             "the signature's KeyInfo carries no X509Data/X509Certificate: the signer's "
             "certificate must be in the signature"
         )
-    registered = {c.public_bytes(serialization.Encoding.DER): c for c in trusted}
+    registered = {_der(c): c for c in trusted}
     carried: list[bytes] = []
     for element in elements:
         text = "".join((element.text or "").split())

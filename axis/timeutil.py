@@ -15,7 +15,8 @@ def now() -> datetime:
 
 
 def fmt(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    """RFC 3339, UTC, microseconds, ``+00:00``: fixed width, so text order is time order."""
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def parse_query_time(name: str, raw: str) -> datetime:
