@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import bisect
+import os
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,6 +23,10 @@ HELP = {
     "axis_store_commits_total": "Store commits since start; each is one fsync (group commit).",
     "axis_store_writes_total": "Write operations carried by those commits since start.",
     "axis_http_requests_total": "HTTP requests answered, by method, route and status.",
+    "axis_process_info": "This serving process (with --workers, each scrape meets one of them).",
+    "process_cpu_seconds_total": "CPU time this process has used, user and system.",
+    "process_resident_memory_bytes": "Resident memory of this process.",
+    "process_start_time_seconds": "When this process started, in Unix seconds.",
     "axis_http_request_duration_seconds": (
         "Time from a request's arrival at the handler to its answer, by method and route"
         " (long-polls included: they wait by design)."
@@ -84,9 +90,10 @@ class Metrics:
                 lines.append(f"{name}_bucket{_labels((*labels, ('le', bound)))} {running}")
             lines.append(f"{name}_sum{_labels(labels)} {histogram.total:.6f}")
             lines.append(f"{name}_count{_labels(labels)} {histogram.count}")
-        for name, reading in readings:
+        for series, reading in readings:
+            name = series.partition("{")[0]  # a reading may carry its labels: name{k="v"}
             header(name, "counter" if name.endswith("_total") else "gauge")
-            lines.append(f"{name} {reading:g}")
+            lines.append(f"{series} {reading:g}")
         return "\n".join(lines) + "\n"
 
 
@@ -94,3 +101,19 @@ def _labels(labels: Labels) -> str:
     if not labels:
         return ""
     return "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}"
+
+
+def process_readings() -> list[tuple[str, float]]:
+    """The standard ``process_*`` series of this process, and its pid as ``axis_process_info``."""
+    times = os.times()
+    with open("/proc/self/statm", "rb") as statm:  # Linux: pages resident is the 2nd field
+        resident = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return [
+        (f'axis_process_info{{pid="{os.getpid()}"}}', 1.0),
+        ("process_cpu_seconds_total", times.user + times.system),
+        ("process_resident_memory_bytes", float(resident)),
+        ("process_start_time_seconds", _STARTED),
+    ]
+
+
+_STARTED = time.time()  # close enough: the module is imported as the process starts serving

@@ -9,6 +9,7 @@ from aiohttp import web
 from axis import receipts, timeutil
 from axis.errors import NotFound
 from axis.metrics import CONTENT_TYPE as METRICS_TYPE
+from axis.metrics import process_readings
 from axis.web import admin
 from axis.web.agencies import json_response, load_visible
 from axis.web.keys import AXIS_KEY, METRICS, OPENAPI, REGISTRY, STORE
@@ -49,6 +50,7 @@ async def metrics(request: web.Request) -> web.Response:
             ("axis_agencies", float(len(registry.agencies))),
             ("axis_certificates_expiring_30d", float(expiring)),
             *request.app[STORE].stats().items(),
+            *process_readings(),
         ]
     )
     return web.Response(body=text.encode(), headers={"Content-Type": METRICS_TYPE})
