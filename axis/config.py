@@ -29,6 +29,7 @@ class Settings:
     inline_max: int = 256 * 1024
     # bodies up to this size are read into memory; larger ones are spooled to disk first
     spool_threshold: int = 1 * MIB
+    body_timeout: float = 60.0  # seconds a request body may stall before it is dropped
     push_retry_base: float = 10.0
     push_retry_cap: float = 3600.0
     push_max_age: float = 259200.0
@@ -91,6 +92,7 @@ _ENV: dict[str, str] = {
     "max_bytes": "AXIS_MAX_BYTES",
     "inline_max": "AXIS_INLINE_MAX",
     "spool_threshold": "AXIS_SPOOL_THRESHOLD",
+    "body_timeout": "AXIS_BODY_TIMEOUT",
     "push_retry_base": "AXIS_PUSH_RETRY_BASE",
     "push_retry_cap": "AXIS_PUSH_RETRY_CAP",
     "push_max_age": "AXIS_PUSH_MAX_AGE",
@@ -148,6 +150,8 @@ def build_settings(
     settings = replace(Settings(), **values)
     if settings.max_bytes <= 0 or settings.workers < 1:
         raise ValueError("AXIS_MAX_BYTES and AXIS_WORKERS must be positive")
+    if settings.body_timeout <= 0:
+        raise ValueError(f"AXIS_BODY_TIMEOUT must be positive, not {settings.body_timeout}")
     if settings.push_timeout <= 0:
         raise ValueError(f"AXIS_PUSH_TIMEOUT must be positive, not {settings.push_timeout}")
     if settings.rate_limit < 0 or settings.rate_burst < 0:

@@ -150,6 +150,12 @@ class UnknownDocument(AxisError):
     title = "No such document from this sender"
 
 
+class RequestTimeout(AxisError):
+    code = "request_timeout"
+    status = 408
+    title = "The request body stopped arriving"
+
+
 class RateLimited(AxisError):
     code = "rate_limited"
     status = 429

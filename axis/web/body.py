@@ -7,6 +7,7 @@ the exact bytes is known without reading them twice.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -17,7 +18,13 @@ from pathlib import Path
 from aiohttp import web
 
 from axis.config import Settings
-from axis.errors import InvalidRequest, StoreUnavailable, TooLarge, UnsupportedMediaType
+from axis.errors import (
+    InvalidRequest,
+    RequestTimeout,
+    StoreUnavailable,
+    TooLarge,
+    UnsupportedMediaType,
+)
 
 XML_TYPES = ("application/xml", "text/xml")
 
@@ -52,7 +59,18 @@ async def read_xml_body(request: web.Request, settings: Settings) -> Body:
     spool = None
     spool_path: Path | None = None
     try:
-        async for chunk in request.content.iter_chunked(256 * 1024):
+        while True:
+            try:
+                # a sender that stops mid-body must not hold a connection and a spool file
+                async with asyncio.timeout(settings.body_timeout):
+                    chunk = await request.content.read(256 * 1024)
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"body: nothing arrived for {settings.body_timeout:g} s after {size} bytes;"
+                    " send the package again"
+                ) from None
+            if not chunk:
+                break
             size += len(chunk)
             if size > limit:
                 raise TooLarge(f"body: more than the limit of {limit} bytes")

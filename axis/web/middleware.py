@@ -16,7 +16,14 @@ import structlog
 from aiohttp import web
 
 from axis import log, timeutil
-from axis.errors import AxisError, Forbidden, RateLimited, StoreError, Unauthorized
+from axis.errors import (
+    AxisError,
+    Forbidden,
+    RateLimited,
+    RequestTimeout,
+    StoreError,
+    Unauthorized,
+)
 from axis.ratelimit import retry_after_header
 from axis.store.base import Principal, Role
 from axis.tokens import hash_token
@@ -70,7 +77,9 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         if exc.status >= 500 or exc.code in ("forbidden_xml",):
             _log.warning("request_refused", code=exc.code, detail=exc.detail, path=request.path)
         response = problem_response(exc.status, exc.code, exc.title, exc.detail, exc.extra)
-        if isinstance(exc, RateLimited):
+        if isinstance(exc, RequestTimeout):
+            response.force_close()  # the rest of the body may still come: not a next request
+        elif isinstance(exc, RateLimited):
             response.headers["Retry-After"] = retry_after_header(exc.retry_after)
         elif isinstance(exc, Unauthorized):
             # RFC 9110 §11.6.1 / RFC 6750 §3: a 401 names the scheme it wants

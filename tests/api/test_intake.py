@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
+from pathlib import Path
 
+from axis.config import build_settings
 from tests.support import packets, pki, signers
-from tests.support.harness import AxisHarness
+from tests.support.harness import AxisHarness, start_axis
 
 G22 = "000.00.00.G22"
 H41 = "000.00.00.H41"
@@ -211,3 +215,37 @@ async def test_large_package_is_stored_once_and_fetched_exactly(axis: AxisHarnes
     status, fetched = await axis.get(receiver, f"/v1/inbox/{answer['id']}")
     assert status == 200
     assert fetched == body
+
+
+async def test_a_body_that_stops_arriving_is_dropped_with_408(
+    tmp_path: Path, axis_key_pair: tuple[bytes, bytes]
+) -> None:
+    """A sender that stalls mid-body gets 408 request_timeout; nothing is stored or spooled."""
+    data = tmp_path / "stall"
+    data.mkdir()
+    (data / "axis-key.pem").write_bytes(axis_key_pair[0])
+    (data / "axis.pem").write_bytes(axis_key_pair[1])
+    env = {"AXIS_BODY_TIMEOUT": "0.3", "AXIS_SPOOL_THRESHOLD": "1000"}
+    async with start_axis(build_settings({"data": data}, env=env)) as axis:
+        sender = await axis.register(G22)
+        body = axis.edoc(sender, [H41])
+        host, port = axis.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        head = (
+            f"POST /v1/edocs HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {sender.token}\r\n"
+            f"Content-Type: application/xml\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        writer.write(head.encode() + body[:2000])  # past the spool threshold, then silence
+        await writer.drain()
+        head_bytes = await reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head_bytes.decode().split("\r\n")
+        headers = dict(line.split(": ", 1) for line in header_lines if line)
+        problem = json.loads(await reader.readexactly(int(headers["Content-Length"])))
+        writer.close()
+        assert status_line.startswith("HTTP/1.1 408")
+        assert headers["Connection"] == "close"
+        assert problem["code"] == "request_timeout" and "2000 bytes" in problem["detail"]
+        assert list(axis.settings.tmp_dir.glob("*")) == []
+        receiver = await axis.register(H41)
+        _, inbox = await axis.get(receiver, "/v1/inbox")
+        assert inbox["items"] == []
