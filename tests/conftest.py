@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from axis.config import Settings, build_settings
+from axis.config import Settings
+from tests.support.datadir import keyed_settings
 
 if TYPE_CHECKING:
     from tests.support.harness import AxisHarness
@@ -24,11 +25,7 @@ def axis_key_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, byte
 
 @pytest.fixture
 def settings(tmp_path: Path, axis_key_pair: tuple[bytes, bytes]) -> Settings:
-    data = tmp_path / "var"
-    data.mkdir()
-    (data / "axis-key.pem").write_bytes(axis_key_pair[0])
-    (data / "axis.pem").write_bytes(axis_key_pair[1])
-    return build_settings({"data": data}, env={})
+    return keyed_settings(tmp_path / "var", axis_key_pair)
 
 
 @pytest.fixture
@@ -44,11 +41,7 @@ async def settings_small_limit_axis(
     tmp_path: Path, axis_key_pair: tuple[bytes, bytes]
 ) -> AsyncIterator[AxisHarness]:
     """An axis whose body limit is 64 KiB."""
-    data = tmp_path / "small"
-    data.mkdir()
-    (data / "axis-key.pem").write_bytes(axis_key_pair[0])
-    (data / "axis.pem").write_bytes(axis_key_pair[1])
-    small = build_settings({"data": data}, env={"AXIS_MAX_BYTES": "65536"})
+    small = keyed_settings(tmp_path / "small", axis_key_pair, {"AXIS_MAX_BYTES": "65536"})
     from tests.support.harness import start_axis
 
     async with start_axis(small) as harness:
@@ -62,10 +55,6 @@ async def overdue_axis(
     """An axis whose recipients must report receipt within one second."""
     from tests.support.harness import start_axis
 
-    data = tmp_path / "overdue"
-    data.mkdir()
-    (data / "axis-key.pem").write_bytes(axis_key_pair[0])
-    (data / "axis.pem").write_bytes(axis_key_pair[1])
-    quick = build_settings({"data": data}, env={"AXIS_RECEIPT_DEADLINE": "1"})
+    quick = keyed_settings(tmp_path / "overdue", axis_key_pair, {"AXIS_RECEIPT_DEADLINE": "1"})
     async with start_axis(quick) as harness:
         yield harness

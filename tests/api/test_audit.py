@@ -18,9 +18,10 @@ from lxml import etree
 from signxml import XMLVerifier
 
 from axis import bootstrap, timeutil, tokens
-from axis.config import Settings, build_settings
+from axis.config import Settings
 from axis.store import open_store
 from axis.web.audit import make_checkpoint
+from tests.support.datadir import keyed_settings
 from tests.support.harness import AxisHarness, start_axis
 
 G22 = "000.00.00.G22"
@@ -291,11 +292,7 @@ async def test_verify_and_signed_checkpoints(
 
 
 def settings_with(tmp_path: Path, axis_key_pair: tuple[bytes, bytes], **env: str) -> Settings:
-    data = tmp_path / "var2"
-    data.mkdir()
-    (data / "axis-key.pem").write_bytes(axis_key_pair[0])
-    (data / "axis.pem").write_bytes(axis_key_pair[1])
-    return build_settings({"data": data}, env=env)
+    return keyed_settings(tmp_path / "var2", axis_key_pair, env)
 
 
 async def test_the_axis_signs_at_intervals_and_on_shutdown(

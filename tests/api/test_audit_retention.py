@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 from axis import ids, timeutil, tokens
-from axis.config import Settings, build_settings
+from axis.config import Settings
 from axis.routing import Route
 from axis.store.base import NewMessage
 from axis.store.sqlite_base import place_blob
+from tests.support.datadir import keyed_settings
 from tests.support.harness import AxisHarness, TestAgency, start_axis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,11 +190,8 @@ async def test_the_axis_purges_by_itself_when_retention_is_set(
     tmp_path: Path, axis_key_pair: tuple[bytes, bytes]
 ) -> None:
     """With AXIS_RETENTION_DAYS set, acknowledged bodies older than that go without a hand."""
-    data = tmp_path / "retained"
-    data.mkdir()
-    (data / "axis-key.pem").write_bytes(axis_key_pair[0])
-    (data / "axis.pem").write_bytes(axis_key_pair[1])
-    settings = build_settings({"data": data}, env={"AXIS_RETENTION_DAYS": str(0.2 / 86400)})
+    retention = {"AXIS_RETENTION_DAYS": str(0.2 / 86400)}
+    settings = keyed_settings(tmp_path / "retained", axis_key_pair, retention)
     async with start_axis(settings) as axis:
         sender, recipient = await axis.register(G22), await axis.register(H41)
         message_id = await delivered(axis, sender, recipient)

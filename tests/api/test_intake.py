@@ -7,8 +7,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from axis.config import build_settings
 from tests.support import packets, pki, signers
+from tests.support.datadir import keyed_settings
 from tests.support.harness import AxisHarness, start_axis
 
 G22 = "000.00.00.G22"
@@ -221,12 +221,8 @@ async def test_a_body_that_stops_arriving_is_dropped_with_408(
     tmp_path: Path, axis_key_pair: tuple[bytes, bytes]
 ) -> None:
     """A sender that stalls mid-body gets 408 request_timeout; nothing is stored or spooled."""
-    data = tmp_path / "stall"
-    data.mkdir()
-    (data / "axis-key.pem").write_bytes(axis_key_pair[0])
-    (data / "axis.pem").write_bytes(axis_key_pair[1])
     env = {"AXIS_BODY_TIMEOUT": "0.3", "AXIS_SPOOL_THRESHOLD": "1000"}
-    async with start_axis(build_settings({"data": data}, env=env)) as axis:
+    async with start_axis(keyed_settings(tmp_path / "stall", axis_key_pair, env)) as axis:
         sender = await axis.register(G22)
         body = axis.edoc(sender, [H41])
         host, port = axis.url.removeprefix("http://").split(":")

@@ -11,8 +11,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from axis.config import build_settings
 from tests.support import packets
+from tests.support.datadir import keyed_settings
 from tests.support.harness import start_axis
 
 G22, H41, H14, G17 = "000.00.00.G22", "000.00.00.H41", "000.00.00.H14", "000.00.00.G17"
@@ -39,11 +39,7 @@ def allowed(who: str, code: str, tampered: bool) -> bool:
 
 async def scenario(plan: list[tuple[str, str, int, bool]], key: tuple[bytes, bytes]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "var"
-        data.mkdir()
-        (data / "axis-key.pem").write_bytes(key[0])
-        (data / "axis.pem").write_bytes(key[1])
-        async with start_axis(build_settings({"data": data}, env={})) as axis:
+        async with start_axis(keyed_settings(Path(tmp) / "var", key)) as axis:
             agencies = {code: await axis.register(code) for code in (G22, H41, H14, G17)}
             sender = agencies[G22]
             _, sent = await axis.send(sender, axis.edoc(sender, [H41, H14]))

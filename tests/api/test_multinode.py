@@ -25,13 +25,14 @@ import pytest
 from aiohttp import web
 
 from axis import audit, bootstrap, tokens
-from axis.config import Settings, build_settings
+from axis.config import Settings
 from axis.registry import Certificate
 from axis.store.postgres import PostgresStore
 from tests.api.test_crash import free_port, wait_ready
 from tests.api.test_push import SECRET, Receiver, receiving
 from tests.store.conftest import drop_schema, fresh_schema, require_postgres, schema_url
 from tests.support import packets, pki, signers
+from tests.support.datadir import keyed_settings
 
 G22 = "000.00.00.G22"  # sends
 H41 = "000.00.00.H41"  # receives by push (and may pull)
@@ -86,10 +87,7 @@ class Cluster:
 
 
 def node_settings(data: Path, url: str, key_pair: tuple[bytes, bytes]) -> Settings:
-    data.mkdir(parents=True)
-    (data / "axis-key.pem").write_bytes(key_pair[0])
-    (data / "axis.pem").write_bytes(key_pair[1])
-    return build_settings({"data": data, "store": url}, env=ENV)
+    return keyed_settings(data, key_pair, ENV, store=url)
 
 
 async def prepare(

@@ -23,9 +23,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from axis.config import Settings, build_settings
+from axis.config import Settings
 from axis.store.sqlite_base import SqliteBase
 from tests.support import pki
+from tests.support.datadir import keyed_settings
 from tests.support.harness import AxisHarness, TestAgency, start_axis
 
 G22 = "000.00.00.G22"
@@ -117,10 +118,7 @@ async def receiving(
 
 def fast_settings(tmp_path: Path, key_pair: tuple[bytes, bytes], **env: str) -> Settings:
     data = tmp_path / f"var{len(list(tmp_path.iterdir()))}"
-    data.mkdir()
-    (data / "axis-key.pem").write_bytes(key_pair[0])
-    (data / "axis.pem").write_bytes(key_pair[1])
-    return build_settings({"data": data}, env={**FAST, **env})
+    return keyed_settings(data, key_pair, {**FAST, **env})
 
 
 MakeAxis = Callable[..., Any]

@@ -17,12 +17,13 @@ import pytest
 from aiohttp import web
 
 from axis import bootstrap, tokens
-from axis.config import Settings, build_settings
+from axis.config import Settings
 from axis.registry import Certificate
 from axis.store import open_store
 from tests.api.test_crash import free_port, wait_ready
 from tests.api.test_push import FAST, SECRET, Receiver, receiving, wait_state
 from tests.support import packets, pki, signers
+from tests.support.datadir import keyed_settings
 from tests.support.harness import start_axis
 
 G22 = "000.00.00.G22"
@@ -134,11 +135,9 @@ async def test_axis_worker_pushes_alone_from_another_process(
     tmp_path: Path, axis_key_pair: tuple[bytes, bytes]
 ) -> None:
     """`axis worker` pushes what a server with push disabled accepted, and stops on SIGTERM."""
-    data = tmp_path / "var"
-    data.mkdir()
-    (data / "axis-key.pem").write_bytes(axis_key_pair[0])
-    (data / "axis.pem").write_bytes(axis_key_pair[1])
-    settings = build_settings({"data": data}, env={**ENV, "AXIS_PUSH_ENABLED": "false"})
+    settings = keyed_settings(
+        tmp_path / "var", axis_key_pair, {**ENV, "AXIS_PUSH_ENABLED": "false"}
+    )
     async with receiving() as receiver, start_axis(settings) as axis:
         sender = await axis.register(G22)
         await axis.register(H41, endpoint=receiver.url, push_secret=SECRET)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from axis.config import build_settings
+from tests.support.datadir import keyed_settings
 from tests.support.harness import AxisHarness, start_axis
 
 G22 = "000.00.00.G22"
@@ -17,12 +17,8 @@ H41 = "000.00.00.H41"
 @pytest.fixture
 async def limited(tmp_path: Path, axis_key_pair: tuple[bytes, bytes]) -> AsyncIterator[AxisHarness]:
     """An axis allowing each agency 3 requests at once, refilled one per 100 s."""
-    data = tmp_path / "limited"
-    data.mkdir()
-    (data / "axis-key.pem").write_bytes(axis_key_pair[0])
-    (data / "axis.pem").write_bytes(axis_key_pair[1])
     env = {"AXIS_RATE_LIMIT": "0.01", "AXIS_RATE_BURST": "3"}
-    async with start_axis(build_settings({"data": data}, env=env)) as harness:
+    async with start_axis(keyed_settings(tmp_path / "limited", axis_key_pair, env)) as harness:
         yield harness
 
 
