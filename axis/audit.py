@@ -46,6 +46,16 @@ class Event:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+KEY_ROTATED = "axis_key_rotated"  # the axis signs receipts and checkpoints with a new key
+
+
+def key_change_event(actor: str, previous_sha256: str, sha256: str) -> Event:
+    """The event recording a new axis signing certificate, naming both by their SHA-256."""
+    return Event(
+        type=KEY_ROTATED, actor=actor, detail={"previous_sha256": previous_sha256, "sha256": sha256}
+    )
+
+
 def canonical(seq: int, at: str, event: Event) -> bytes:
     """Sorted-key compact JSON of everything an auditor sees, the hash excepted."""
     return orjson.dumps(

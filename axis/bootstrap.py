@@ -10,7 +10,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from axis import registry, signing
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from axis import registry, signing, timeutil
 from axis.config import Settings
 from axis.store import open_store
 from axis.store.base import InitReport
@@ -47,6 +50,64 @@ def ensure_key(settings: Settings) -> bool:
 
 def load_key(settings: Settings) -> signing.AxisKey:
     return signing.AxisKey.load(settings.key_path.read_bytes(), settings.cert_path.read_bytes())
+
+
+def previous_certificates(settings: Settings) -> list[bytes]:
+    """PEM certificates of the axis's earlier keys, oldest first (their names start by date)."""
+    folder = settings.previous_certs_dir
+    if not folder.is_dir():
+        return []
+    return [path.read_bytes() for path in sorted(folder.glob("*.pem"))]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyChange:
+    previous_sha256: str
+    sha256: str
+    kept_as: Path  # where the previous certificate now lives
+
+
+def _fingerprint(cert_pem: bytes) -> str:
+    return x509.load_pem_x509_certificate(cert_pem).fingerprint(hashes.SHA256()).hex()
+
+
+def _replace_file(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``path`` all or nothing: a temporary file, fsync'd, then renamed."""
+    tmp = path.with_name(f".{path.name}.new")
+    tmp.unlink(missing_ok=True)
+    _write_private(tmp, data)
+    tmp.chmod(mode)
+    os.replace(tmp, path)
+
+
+def replace_key(
+    settings: Settings, key_pem: bytes | None = None, cert_pem: bytes | None = None
+) -> KeyChange:
+    """Give the axis a new signing key: generated, or the pair given (a CA-issued one).
+
+    The old certificate moves to ``axis-previous/`` so that receipts and audit checkpoints
+    signed before still verify; the old private key is deleted (nothing may sign with it
+    again). Raises ``ValueError`` naming what is wrong with a given pair, changing nothing.
+    """
+    if key_pem is None or cert_pem is None:
+        key_pem, cert_pem = signing.generate_axis_key("axis")
+    signing.AxisKey.load(key_pem, cert_pem)  # the pair matches and the key is strong enough
+    old_pem = settings.cert_path.read_bytes()
+    previous, new = _fingerprint(old_pem), _fingerprint(cert_pem)
+    if previous == new:
+        raise ValueError("that certificate is the axis's current one")
+    folder = settings.previous_certs_dir
+    folder.mkdir(exist_ok=True)
+    kept = folder / f"{timeutil.now():%Y%m%dT%H%M%SZ}-{previous[:16]}.pem"
+    _replace_file(kept, old_pem, 0o644)
+    _replace_file(settings.key_path, key_pem, 0o600)
+    _replace_file(settings.cert_path, cert_pem, 0o644)
+    fd = os.open(settings.data, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the renames themselves are durable
+    finally:
+        os.close(fd)
+    return KeyChange(previous, new, kept)
 
 
 async def initialize(settings: Settings, store: Store | None = None) -> InitResult:

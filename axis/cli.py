@@ -1,4 +1,4 @@
-"""The command line: ``axis init | serve | worker | token | agencies | audit``.
+"""The command line: ``axis init | serve | worker | token | agencies | audit | key``.
 
 Every command builds its ``Settings`` once from flags and ``AXIS_*`` variables and passes them
 down; nothing below reads the environment.
@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from axis import bootstrap, cli_agencies, cli_audit, cli_worker, log, tokens
+from axis import bootstrap, cli_agencies, cli_audit, cli_key, cli_worker, log, tokens
 from axis.cli_support import actor, common_flags, with_store
 from axis.config import Settings, build_settings
 from axis.errors import AxisError
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = tsub.add_parser("revoke", help="revoke a token at once")
     common_flags(t)
     t.add_argument("token_id")
-    for module in (cli_agencies, cli_audit, cli_worker):
+    for module in (cli_agencies, cli_audit, cli_key, cli_worker):
         module.register(sub)
     return parser
 

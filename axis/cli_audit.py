@@ -87,7 +87,9 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
             f"axis: the axis certificate: {exc}; is {settings.data} initialised?", file=sys.stderr
         )
         return 2
-    reader = audit.CheckpointReader([certificate])
+    # checkpoints signed before a key rotation verify with the certificates kept since
+    certificates = [certificate, *bootstrap.previous_certificates(settings)]
+    reader = audit.CheckpointReader(certificates)
     anchors = []
     for path in args.checkpoint:
         try:
@@ -98,7 +100,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         anchors.append(Anchor(kept.seq, kept.hash, f"the checkpoint in {path}"))
 
     async def check(store: Store) -> Verdict:
-        return await store.verify_audit([certificate], anchors)
+        return await store.verify_audit(certificates, anchors)
 
     verdict = asyncio.run(with_store(settings, check))
     print(orjson.dumps(verdict.to_json()).decode())

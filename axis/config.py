@@ -75,6 +75,11 @@ class Settings:
         return self.data / "axis.pem"
 
     @property
+    def previous_certs_dir(self) -> Path:
+        """Certificates of earlier axis keys: receipts and checkpoints they signed still verify."""
+        return self.data / "axis-previous"
+
+    @property
     def effective_rate_burst(self) -> int:
         """The bucket size: as configured, else two seconds of ``rate_limit`` (at least 1)."""
         return self.rate_burst or max(1, math.ceil(2 * self.rate_limit))

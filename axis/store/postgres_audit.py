@@ -184,6 +184,14 @@ class PostgresAuditOps(PostgresBase):
 
         await self._write(op)
 
+    async def record_key_change(self, *, actor: str, previous_sha256: str, sha256: str) -> None:
+        event = audit.key_change_event(actor, previous_sha256, sha256)
+
+        async def op(tx: PgTx) -> None:
+            tx.event(event)
+
+        await self._write(op)
+
     # ----------------------------------------------------------------- checkpoints
 
     async def checkpoint_due(self) -> tuple[int, str] | None:

@@ -87,6 +87,9 @@ class AuditStore(Protocol):
         """The head to sign when something other than checkpoints happened since the last
         checkpoint; None otherwise (an idle axis does not sign the same head again)."""
 
+    async def record_key_change(self, *, actor: str, previous_sha256: str, sha256: str) -> None:
+        """Record an ``axis_key_rotated`` event: receipts and checkpoints are signed anew."""
+
     async def add_checkpoint(self, checkpoint: Checkpoint, *, actor: str) -> bool:
         """Keep a signed checkpoint and record it by a ``checkpoint`` event, atomically.
 

@@ -332,6 +332,10 @@ class SqliteAuditOps(SqliteBase):
         event = Event(type="message_rejected", actor=actor, from_id=organ_id, detail=detail)
         await self._write(lambda tx: tx.event(event))
 
+    async def record_key_change(self, *, actor: str, previous_sha256: str, sha256: str) -> None:
+        event = audit.key_change_event(actor, previous_sha256, sha256)
+        await self._write(lambda tx: tx.event(event))
+
     # ----------------------------------------------------------------- checkpoints
 
     async def checkpoint_due(self) -> tuple[int, str] | None:

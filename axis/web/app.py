@@ -6,14 +6,14 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from axis import push
+from axis import bootstrap, push
 from axis.config import Settings
 from axis.metrics import Metrics
 from axis.ratelimit import RateLimiter
 from axis.signing import AxisKey
 from axis.store.protocol import Store
 from axis.web import admin, agencies, audit, deliveries, ops
-from axis.web.keys import AXIS_KEY, LIMITER, METRICS, REGISTRY, SETTINGS, STORE
+from axis.web.keys import AXIS_CERTIFICATES, AXIS_KEY, LIMITER, METRICS, REGISTRY, SETTINGS, STORE
 from axis.web.middleware import problems
 from axis.web.registry_cache import RegistryCache
 
@@ -26,6 +26,7 @@ def create_app(
     app[SETTINGS] = settings
     app[STORE] = store
     app[AXIS_KEY] = axis_key
+    app[AXIS_CERTIFICATES] = [axis_key.cert_pem, *bootstrap.previous_certificates(settings)]
     app[METRICS] = Metrics()
     app[REGISTRY] = RegistryCache(store)
     if settings.rate_limit > 0:

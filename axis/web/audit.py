@@ -24,7 +24,7 @@ from axis.store.proto_audit import AuditFilter
 from axis.store.protocol import Store
 from axis.web import query
 from axis.web.agencies import json_response
-from axis.web.keys import AXIS_KEY, SETTINGS, STORE
+from axis.web.keys import AXIS_CERTIFICATES, AXIS_KEY, SETTINGS, STORE
 from axis.web.middleware import require
 
 _log = log.get("axis.audit")
@@ -156,7 +156,8 @@ async def export_events(request: web.Request) -> web.StreamResponse:
 async def verify(request: web.Request) -> web.Response:
     """Check the chain and every checkpoint; ``ok: false`` names the first bad ``seq``."""
     await require(request, *AUDITORS)
-    verdict = await request.app[STORE].verify_audit([request.app[AXIS_KEY].cert_pem])
+    certificates = request.app[AXIS_CERTIFICATES]  # the current one and earlier keys'
+    verdict = await request.app[STORE].verify_audit(certificates)
     if not verdict.ok:
         _log.warning(
             "audit_verify_failed", first_bad_seq=verdict.first_bad_seq, reason=verdict.reason

@@ -20,3 +20,5 @@ METRICS = web.AppKey("metrics", Metrics)
 LIMITER = web.AppKey("rate_limiter", RateLimiter)
 # the bytes of openapi.yaml, read once at start
 OPENAPI = web.AppKey("openapi", bytes)
+# the axis certificate and those of its earlier keys (PEM), read once at start
+AXIS_CERTIFICATES: web.AppKey[list[bytes]] = web.AppKey("axis_certificates")

@@ -12,7 +12,7 @@ from axis.metrics import CONTENT_TYPE as METRICS_TYPE
 from axis.metrics import process_readings
 from axis.web import admin
 from axis.web.agencies import json_response, load_visible
-from axis.web.keys import AXIS_KEY, METRICS, OPENAPI, REGISTRY, STORE
+from axis.web.keys import AXIS_CERTIFICATES, AXIS_KEY, METRICS, OPENAPI, REGISTRY, STORE
 from axis.web.middleware import problem_response
 
 
@@ -56,6 +56,12 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=text.encode(), headers={"Content-Type": METRICS_TYPE})
 
 
+async def axis_certificates(request: web.Request) -> web.Response:
+    """The current certificate, then those of earlier keys: a PEM bundle for auditors."""
+    bundle = b"".join(pem.rstrip(b"\n") + b"\n" for pem in request.app[AXIS_CERTIFICATES])
+    return web.Response(body=bundle, content_type="application/x-pem-file")
+
+
 async def axis_certificate(request: web.Request) -> web.Response:
     return web.Response(body=request.app[AXIS_KEY].cert_pem, content_type="application/x-pem-file")
 
@@ -84,5 +90,6 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/axis/certificate", axis_certificate)
+    app.router.add_get("/v1/axis/certificates", axis_certificates)
     app.router.add_get("/v1/openapi.yaml", openapi)
     app.router.add_get("/v1/messages/{id}/receipt", receipt)

@@ -5,18 +5,20 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from axis.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def axis_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+def axis_cli(settings: Settings, *args: str, raw: bool = False) -> subprocess.CompletedProcess[Any]:
+    """``python -m axis ARGS --data DIR``; output as text, or as bytes when ``raw``."""
     return subprocess.run(
         [sys.executable, "-m", "axis", *args, "--data", str(settings.data)],
         cwd=ROOT,
         capture_output=True,
-        text=True,
+        text=not raw,
         check=False,
     )
 

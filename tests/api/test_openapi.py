@@ -21,7 +21,14 @@ from tests.support.harness import AxisHarness, TestAgency
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_FILE = ROOT / "openapi.yaml"
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/v1/axis/certificate", "/v1/openapi.yaml"}
+PUBLIC = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/v1/axis/certificate",
+    "/v1/axis/certificates",
+    "/v1/openapi.yaml",
+}
 G22 = "000.00.00.G22"
 H41 = "000.00.00.H41"
 
