@@ -227,3 +227,13 @@ async def test_retention_purges_closed_old_bodies_and_keeps_the_rest(
     last = await store.purge_bodies(before, actor="axis:retention", grace=0)
     assert last.messages == 1 and await store.body_purged_at(still_open) is not None
     assert (await store.verify_audit([axis_key.cert_pem])).ok
+
+
+async def test_a_key_change_is_an_event_in_the_one_chain(store: Store) -> None:
+    """record_key_change appends axis_key_rotated naming both certificates, chained as any."""
+    await store.accept(message(H01, (H02,)))
+    await store.record_key_change(actor="cli:root", previous_sha256="a" * 64, sha256="b" * 64)
+    [event] = await all_events(store, AuditFilter(type=audit.KEY_ROTATED))
+    assert event.actor == "cli:root"
+    assert event.detail == {"previous_sha256": "a" * 64, "sha256": "b" * 64}
+    assert (await store.audit_head()) == (event.seq, event.hash)
