@@ -20,6 +20,7 @@ HELP = {
     "axis_push_dead_total": "Deliveries given up after the maximum age (dead letters).",
     "axis_agencies": "Agencies in the registry, every status.",
     "axis_certificates_expiring_30d": "Pinned certificates that end within 30 days.",
+    "axis_disk_free_bytes": "Bytes free in the data directory (spooled and kept bodies).",
     "axis_store_commits_total": "Store commits since start; each is one fsync (group commit).",
     "axis_store_writes_total": "Write operations carried by those commits since start.",
     "axis_http_requests_total": "HTTP requests answered, by method, route and status.",

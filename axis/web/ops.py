@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from aiohttp import web
 
 from axis import receipts, timeutil
+from axis.config import Settings
 from axis.errors import NotFound
 from axis.metrics import CONTENT_TYPE as METRICS_TYPE
 from axis.metrics import process_readings
 from axis.web import admin
 from axis.web.agencies import json_response, load_visible
-from axis.web.keys import AXIS_CERTIFICATES, AXIS_KEY, METRICS, OPENAPI, REGISTRY, STORE
+from axis.web.keys import AXIS_CERTIFICATES, AXIS_KEY, METRICS, OPENAPI, REGISTRY, SETTINGS, STORE
 from axis.web.middleware import problem_response
 
 
 async def healthz(request: web.Request) -> web.Response:
     return json_response({"ok": True})
+
+
+def _disk_free(settings: Settings) -> int:
+    """Bytes free where bodies are spooled and kept (the data directory)."""
+    return shutil.disk_usage(settings.data).free
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -27,6 +34,17 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:
         details["store"] = {"error": str(exc)}
         return problem_response(503, "not_ready", "Not ready", f"store: {exc}", details)
+    settings = request.app[SETTINGS]
+    free = _disk_free(settings)
+    details["disk"] = {"path": str(settings.data), "free_bytes": free}
+    if free < 2 * settings.max_bytes:  # say so before a package fails to fit
+        return problem_response(
+            503,
+            "not_ready",
+            "Not ready",
+            f"disk: {free} bytes free in {settings.data}, under twice AXIS_MAX_BYTES",
+            details,
+        )
     # every certificate near expiry gets its audit event before readiness is claimed
     await admin.report_expiring(request.app)
     now = timeutil.now()
@@ -49,6 +67,7 @@ async def metrics(request: web.Request) -> web.Response:
         [
             ("axis_agencies", float(len(registry.agencies))),
             ("axis_certificates_expiring_30d", float(expiring)),
+            ("axis_disk_free_bytes", float(_disk_free(request.app[SETTINGS]))),
             *request.app[STORE].stats().items(),
             *process_readings(),
         ]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from tests.support import pki
-from tests.support.harness import AxisHarness
+from tests.support.datadir import keyed_settings
+from tests.support.harness import AxisHarness, start_axis
 
 G22 = "000.00.00.G22"
 H41 = "000.00.00.H41"
@@ -151,3 +155,17 @@ async def test_401_names_the_bearer_scheme(axis: AxisHarness) -> None:
     async with axis.session.get(f"{axis.url}/v1/outbox", headers=bad) as resp:
         assert resp.status == 401
         assert resp.headers["WWW-Authenticate"] == 'Bearer realm="axis", error="invalid_token"'
+
+
+async def test_readiness_fails_when_a_package_might_not_fit_on_disk(
+    tmp_path: Path, axis_key_pair: tuple[bytes, bytes]
+) -> None:
+    """With less than twice AXIS_MAX_BYTES free in the data directory, /readyz is 503."""
+    free = shutil.disk_usage(tmp_path).free
+    env = {"AXIS_MAX_BYTES": str(free)}  # twice the limit cannot be free
+    async with start_axis(keyed_settings(tmp_path / "var", axis_key_pair, env)) as axis:
+        status, problem = await axis.get({}, "/readyz")
+        assert (status, problem["code"]) == (503, "not_ready")
+        assert "disk" in problem["detail"] and problem["disk"]["free_bytes"] > 0
+        async with axis.session.get(f"{axis.url}/metrics") as resp:
+            assert "axis_disk_free_bytes " in await resp.text()
