@@ -129,8 +129,18 @@ def _convert(name: str, raw: Any) -> Any:
     if kind == "float":
         return float(raw)
     if kind == "bool":
-        return raw if isinstance(raw, bool) else str(raw).lower() in {"1", "true", "yes", "on"}
+        if isinstance(raw, bool):
+            return raw
+        word = str(raw).strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise ValueError("expected true or false (also 1/0, yes/no, on/off)")
     return str(raw)
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def build_settings(
@@ -161,10 +171,32 @@ def build_settings(
         raise ValueError(f"AXIS_PUSH_TIMEOUT must be positive, not {settings.push_timeout}")
     if settings.rate_limit < 0 or settings.rate_burst < 0:
         raise ValueError("AXIS_RATE_LIMIT and AXIS_RATE_BURST must not be negative")
+    _check_words(settings)
     from axis.retry import RetryPolicy  # the policy owns the rules its timings obey
 
     try:
         RetryPolicy(settings.push_retry_base, settings.push_retry_cap, settings.push_max_age)
     except ValueError as exc:
-        raise ValueError(f"AXIS_PUSH_RETRY_BASE/_CAP/_MAX_AGE: {exc}") from None
+        raise ValueError(
+            f"AXIS_PUSH_RETRY_BASE, AXIS_PUSH_RETRY_CAP, AXIS_PUSH_MAX_AGE: {exc}"
+        ) from None
     return settings
+
+
+def _check_words(settings: Settings) -> None:
+    """The settings that are words or paths: refused at start-up, naming the variable."""
+    if settings.store and not settings.uses_postgres:
+        raise ValueError(
+            f"AXIS_STORE={settings.store!r}: expected postgresql://… (or nothing: SQLite in"
+            " AXIS_DATA)"
+        )
+    if settings.log_level.lower() not in LOG_LEVELS:
+        raise ValueError(f"AXIS_LOG_LEVEL={settings.log_level!r}: one of {', '.join(LOG_LEVELS)}")
+    if settings.push_ca_bundle and not Path(settings.push_ca_bundle).is_file():
+        raise ValueError(f"AXIS_PUSH_CA_BUNDLE={settings.push_ca_bundle!r}: no such file")
+    from axis.lifecycle import ReceiptDeadline  # the rule owns its syntax
+
+    try:
+        ReceiptDeadline.parse(settings.receipt_deadline)
+    except ValueError as exc:
+        raise ValueError(f"AXIS_RECEIPT_DEADLINE={settings.receipt_deadline!r}: {exc}") from None

@@ -53,8 +53,11 @@ class ReceiptDeadline:
     def parse(cls, text: str) -> ReceiptDeadline:
         if text in ("", "next-working-day"):
             return cls(None)
-        value = float(text)
-        if value <= 0:
+        try:
+            value = float(text)
+        except ValueError:
+            value = 0.0
+        if not value > 0:
             raise ValueError("a positive number of seconds, or next-working-day")
         return cls(value)
 

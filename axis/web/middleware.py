@@ -74,8 +74,19 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         response = await handler(request)
     except AxisError as exc:
         request.app[METRICS].inc("axis_errors_total", code=exc.code)
-        if exc.status >= 500 or exc.code in ("forbidden_xml",):
-            _log.warning("request_refused", code=exc.code, detail=exc.detail, path=request.path)
+        # every refusal is a log line an operator can grep; hostile XML louder, and a flood
+        # of rate-limited requests quieter
+        level = "warning" if exc.status >= 500 or exc.code == "forbidden_xml" else "info"
+        if isinstance(exc, RateLimited):
+            level = "debug"
+        getattr(_log, level)(
+            "request_refused",
+            code=exc.code,
+            status=exc.status,
+            method=request.method,
+            path=request.path,
+            detail=exc.detail[:500],
+        )
         response = problem_response(exc.status, exc.code, exc.title, exc.detail, exc.extra)
         if isinstance(exc, RequestTimeout):
             response.force_close()  # the rest of the body may still come: not a next request

@@ -42,3 +42,14 @@ async def test_an_oversized_request_id_is_replaced(axis: AxisHarness) -> None:
         assert resp.status == 200
         made = resp.headers["X-Request-Id"]
     assert len(made) == 16 and made != "x" * 500
+
+
+async def test_a_refused_request_is_logged_with_its_code(axis: AxisHarness) -> None:
+    """request_refused names the problem code, status and path (401 and 422 alike)."""
+    sender = await axis.register(G22)
+    with structlog.testing.capture_logs(processors=[merge_contextvars]) as logs:
+        assert (await axis.get({}, "/v1/outbox"))[0] == 401
+        status, _ = await axis.send(sender, axis.edoc(sender, ["000.00.00.Z99"]))
+        assert status == 422
+    refused = [(e["code"], e["status"], e["path"]) for e in logs if e["event"] == "request_refused"]
+    assert refused == [("unauthorized", 401, "/v1/outbox"), ("unknown_recipient", 422, "/v1/edocs")]
