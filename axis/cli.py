@@ -112,6 +112,7 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     if not asyncio.run(with_store(settings, revoke)):
         print(f"axis: no live token {args.token_id}", file=sys.stderr)
         return 1
+    print(f"axis: revoked {args.token_id}; it is refused from now on", file=sys.stderr)
     return 0
 
 

@@ -107,7 +107,8 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     if verdict.ok:
         print(
             f"axis: audit log intact: {verdict.events} events, head {verdict.head_seq},"
-            f" {verdict.checkpoints} checkpoints",
+            f" {verdict.checkpoints} checkpoints"
+            + (f"; agrees with the {len(anchors)} checkpoint file(s) given" if anchors else ""),
             file=sys.stderr,
         )
         return 0

@@ -45,6 +45,7 @@ async def test_rotation_keeps_earlier_checkpoints_verifiable(
     assert axis_cli(settings, "audit", "checkpoint").returncode == 0  # signed by the new key
     verified = axis_cli(settings, "audit", "verify", "--checkpoint", str(tmp_path / "first.xml"))
     assert verified.returncode == 0, verified.stderr
+    assert "agrees with the 1 checkpoint file(s) given" in verified.stderr
     assert orjson.loads(verified.stdout)["checkpoints"] == 2
 
     status, page = await axis.get(axis.admin, "/v1/audit/events?type=axis_key_rotated")
