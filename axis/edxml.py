@@ -5,8 +5,10 @@ each answer with the error a sender can act on:
 
 1. Before libxml2 sees the body, the prolog is scanned for a DOCTYPE: DTDs are refused
    outright (``forbidden_xml``), so no entity is ever declared, let alone expanded, and no
-   external subset is fetched. The body is decoded as UTF-8 whatever it declares (QCVN 102
-   packages are UTF-8), which also keeps that scan honest.
+   external subset is fetched. The body is read as UTF-8 (QCVN 102 packages are UTF-8; a
+   declaration naming another encoding is refused), which also keeps that scan honest. The
+   same pass counts tags and namespace declarations, refusing a body that would make a
+   huge tree or a quadratic canonicalisation before libxml2 builds anything.
 2. libxml2 parses with entities unresolved, no network, no DTD loading and ``huge_tree``:
    one base64 text node may legitimately be 50 MB, which the default 10 MB limit would
    refuse. ``huge_tree`` also lifts libxml2's own depth and attribute-size limits, so
@@ -52,6 +54,13 @@ MAX_DEPTH: Final = 64
 """Deepest element nesting accepted. A real package is about 8 deep (12 inside a signature)."""
 
 MAX_ATTRIBUTE_CHARS: Final = 65_536
+MAX_MARKUP: Final = 50_000
+"""Most ``<`` a package may hold: tags, comments, PIs. A real package has a few thousand; a
+50 MB body of ``<a/>`` would make a tree of 12 million nodes (gigabytes) before any check."""
+MAX_NAMESPACE_DECLARATIONS: Final = 32
+"""Most ``xmlns`` declarations: inclusive C14N (which field signers use) costs about the
+square of the namespaces in scope for every element, so a few hundred would stall the
+signature check for minutes. Real packages declare two to five."""
 """Longest attribute value accepted. edXML puts its data in text, never in attributes."""
 
 VIETNAM_TIME: Final = timezone(timedelta(hours=7), "+07:00")
@@ -156,6 +165,48 @@ _PROLOG = re.compile(
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 
 
+_ENCODING = re.compile(rb"""<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_NAMESPACE_DECLARATION = re.compile(rb"xmlns\s*[:=]")
+_SCAN_CHUNK: Final = 4 * 1024 * 1024
+_SCAN_OVERLAP: Final = 64
+
+
+def _scan(buffer: bytes | mmap.mmap) -> None:
+    """Refuse, before libxml2 builds anything, what would make the tree or its checks huge.
+
+    Counts ``<`` (every tag, comment and PI has one; text cannot hold a bare ``<``) and
+    ``xmlns`` declarations over the raw bytes in bounded slices, so a spooled 50 MB body is
+    scanned without reading it whole. Base64 attachments hold neither ``<`` nor ``:``. Also
+    refuses a declared encoding other than UTF-8: the body is read as UTF-8, and a verifier
+    that honours another declaration would read different characters than were routed.
+    """
+    declared = _ENCODING.match(buffer[:256].lstrip(b"\xef\xbb\xbf"))
+    if declared and declared.group(1).lower() not in (b"utf-8", b"utf8"):
+        raise MalformedXml(
+            f"the XML declaration names encoding {declared.group(1).decode()!r}: edXML"
+            " packages are UTF-8 (line 1)"
+        )
+    tags = declarations = 0
+    size = len(buffer)
+    for start in range(0, size, _SCAN_CHUNK):
+        end = min(size, start + _SCAN_CHUNK)
+        tags += buffer[start:end].count(b"<")
+        # a declaration straddling two slices is counted in the slice where it starts
+        window = buffer[start : min(size, end + _SCAN_OVERLAP)]
+        declarations += sum(
+            1 for m in _NAMESPACE_DECLARATION.finditer(window) if m.start() < end - start
+        )
+        if tags > MAX_MARKUP:
+            raise ForbiddenXml(
+                f"more than {MAX_MARKUP} tags, comments and PIs: not an edXML package"
+            )
+        if declarations > MAX_NAMESPACE_DECLARATIONS:
+            raise ForbiddenXml(
+                f"more than {MAX_NAMESPACE_DECLARATIONS} namespace declarations (xmlns):"
+                " not an edXML package"
+            )
+
+
 def _refuse_doctype(buffer: bytes | mmap.mmap) -> None:
     """Refuse a DOCTYPE before libxml2 reads it: no DTD, so no entity can ever exist.
 
@@ -229,6 +280,7 @@ def _parse_safely(source: bytes | str | os.PathLike[str], max_depth: int) -> etr
     try:
         if isinstance(source, bytes):
             _refuse_doctype(source)
+            _scan(source)
             tree: etree._ElementTree = etree.fromstring(source, _parser()).getroottree()
         else:
             path = os.fspath(source)
@@ -236,6 +288,7 @@ def _parse_safely(source: bytes | str | os.PathLike[str], max_depth: int) -> etr
                 if os.fstat(file.fileno()).st_size:
                     with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                         _refuse_doctype(mapped)
+                        _scan(mapped)
             tree = etree.parse(path, _parser())
     except etree.XMLSyntaxError as error:
         raise _syntax_error(error, max_depth) from None

@@ -520,14 +520,19 @@ def test_wrapped_base64_is_accepted(separator: bytes) -> None:
     assert edxml.parse(xml[:start] + wrapped + xml[end:], expect="edoc").packet.kind == "edoc"
 
 
-def test_utf8_is_read_whatever_the_declaration_says() -> None:
-    """edXML is UTF-8: a BOM is fine, and a wrong encoding declaration does not change that."""
+def test_a_declared_encoding_other_than_utf8_is_refused() -> None:
+    """edXML is UTF-8: a BOM is fine, but a body declaring another encoding is malformed_xml.
+
+    A verifier honouring the declaration would read other characters than the axis routed
+    on, and the signature would not hold for it.
+    """
     xml = edoc()
     assert edxml.parse(b"\xef\xbb\xbf" + xml, expect="edoc").packet.kind == "edoc"
-    relabelled = xml.replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"', 1)
-    packet = edxml.parse(relabelled, expect="edoc").packet
-    assert isinstance(packet, Edoc)
-    assert packet.document_id.endswith("VPCP-TTĐT")
+    assert edxml.parse(xml.replace(b"UTF-8", b"utf8", 1), expect="edoc").packet.kind == "edoc"
+    for other in (b"ISO-8859-1", b"UTF-7", b"windows-1258"):
+        relabelled = xml.replace(b'encoding="UTF-8"', b'encoding="' + other + b'"', 1)
+        with pytest.raises(MalformedXml, match=other.decode()):
+            edxml.parse(relabelled, expect="edoc")
 
 
 def test_latin1_body_is_malformed() -> None:
@@ -836,7 +841,7 @@ def test_status_with_a_body_is_refused() -> None:
 
 def test_max_depth_is_a_parameter() -> None:
     """Nesting is limited to MAX_DEPTH by default; a caller may set another limit."""
-    nested = b'<v:a xmlns:v="urn:v">' * 70 + b"</v:a>" * 70
+    nested = b'<v:a xmlns:v="urn:v">' + b"<v:a>" * 69 + b"</v:a>" * 70
     xml = edoc().replace(b"</edXML:MessageHeader>", nested + b"</edXML:MessageHeader>")
     with pytest.raises(ForbiddenXml):
         edxml.parse(xml, expect="edoc")

@@ -259,3 +259,23 @@ def test_malformed_detail_names_the_position() -> None:
         edxml.parse(GOOD.replace(b"</edXML:Subject>", b"</edXML:Subjec>", 1), expect="edoc")
     assert f"line {line}," in raised.value.detail
     assert "Subjec" in raised.value.detail
+
+
+def test_a_body_of_millions_of_tiny_elements_is_refused_before_any_tree() -> None:
+    """12 million `<a/>` (a tree of gigabytes) are refused by a count of the raw bytes."""
+    body = b'<edXML xmlns="' + NS.encode() + b'">' + b"<a/>" * 3_000_000 + b"</edXML>"
+    with pytest.raises(ForbiddenXml, match="tags"):
+        edxml.parse(body, expect="edoc")
+
+
+def test_hundreds_of_namespace_declarations_are_refused(tmp_path: Path) -> None:
+    """Namespaces make inclusive C14N quadratic: more than 32 declarations are refused,
+    counted over the raw bytes, also for a body spooled to disk."""
+    decls = b" ".join(b'xmlns:p%d="urn:p%d"' % (n, n) for n in range(40))
+    body = b'<edXML xmlns="' + NS.encode() + b'" ' + decls + b"/>"
+    with pytest.raises(ForbiddenXml, match="namespace declarations"):
+        edxml.parse(body, expect="edoc")
+    spooled = tmp_path / "body.edxml"
+    spooled.write_bytes(body)
+    with pytest.raises(ForbiddenXml, match="namespace declarations"):
+        edxml.parse(spooled, expect="edoc")
