@@ -230,6 +230,61 @@ def _only(parent: etree._Element, tag: str) -> etree._Element:
     return found[0]
 
 
+_SIGNATURE_PARTS = frozenset({"SignedInfo", "SignatureValue", "KeyInfo"})
+_UNSIGNED_CONTAINERS = frozenset({"Object", "Manifest", "RetrievalMethod"})
+
+
+def _check_nothing_unsigned_inside(signature: etree._Element) -> None:
+    """Nothing but XML-DSig structure inside ``ds:Signature``.
+
+    The enveloped transform leaves the whole Signature element out of the digest, so
+    anything placed in it (a ``ds:Object`` holding a second ``To``, an attachment, free
+    text) would be stored and delivered unsigned, and a recipient searching the package
+    would find it. Only SignedInfo, SignatureValue and KeyInfo may stand there, every
+    element in the XML-DSig namespace (or exclusive C14N's InclusiveNamespaces), and text
+    only in leaf elements (digests, the signature value, certificates).
+    """
+    for child in signature:
+        if not isinstance(child.tag, str):
+            continue  # comments and PIs: no content, and out of the digest anyway
+        if etree.QName(child).namespace != DSIG or etree.QName(child).localname not in (
+            _SIGNATURE_PARTS
+        ):
+            raise SignatureInvalid(
+                f"ds:Signature holds {_name(child)}{_where(child)}: only SignedInfo,"
+                " SignatureValue and KeyInfo may stand there, since what is inside the"
+                " Signature element is not covered by the signature"
+            )
+    for element in signature.iter():
+        if not isinstance(element.tag, str):
+            continue
+        name = etree.QName(element)
+        if name.namespace not in (DSIG, _EC_NS) or name.localname in _UNSIGNED_CONTAINERS:
+            raise SignatureInvalid(
+                f"{_name(element)}{_where(element)} inside ds:Signature is not allowed: what"
+                " is inside the Signature element is not covered by the signature"
+            )
+        has_children = any(isinstance(c.tag, str) for c in element)
+        if has_children and (element.text or "").strip():
+            raise SignatureInvalid(
+                f"text inside {_name(element)}{_where(element)} in ds:Signature: it is not"
+                " covered by the signature"
+            )
+        if element is not signature and (element.tail or "").strip():
+            raise SignatureInvalid(
+                f"text after {_name(element)}{_where(element)} in ds:Signature: it is not"
+                " covered by the signature"
+            )
+
+
+def _name(element: etree._Element) -> str:
+    name = etree.QName(element)
+    prefix = "ds:" if name.namespace == DSIG else ""
+    return f"{prefix}{name.localname}" + (
+        "" if prefix or not name.namespace else f" ({name.namespace})"
+    )
+
+
 def _check_structure(
     signature: etree._Element,
 ) -> tuple[etree._Element, etree._Element, list[str]]:
@@ -261,7 +316,9 @@ def _check_structure(
             f"Reference URI is '{uri}'{_where(reference)}; the policy requires URI=\"\" "
             "(the whole package), not a part of it or an external resource"
         )
-    return signed_info, reference, [c14n, *_check_transforms(reference)]
+    transforms = _check_transforms(reference)
+    _check_nothing_unsigned_inside(signature)  # after the checks with more precise answers
+    return signed_info, reference, [c14n, *transforms]
 
 
 def _check_transforms(reference: etree._Element) -> list[str]:

@@ -605,3 +605,27 @@ def test_receipt_verifies_with_the_xmlsec1_command(
             ["xmlsec1", "--verify", *how, "forged.xml"], cwd=tmp_path, capture_output=True
         )
         assert forged.returncode != 0
+
+
+@pytest.mark.parametrize(
+    ("where", "inserted"),
+    [
+        (
+            b"</ds:Signature>",
+            b'<ds:Object><edXML:To xmlns:edXML="' + EDXML_NS.encode() + b'"><edXML:OrganId>'
+            b"000.00.00.H29</edXML:OrganId></edXML:To></ds:Object></ds:Signature>",
+        ),
+        (b"</ds:Signature>", b"free text the signature does not cover</ds:Signature>"),
+        (
+            b"</ds:KeyInfo>",
+            b'<e:Attachment xmlns:e="' + EDXML_NS.encode() + b'">evil</e:Attachment></ds:KeyInfo>',
+        ),
+    ],
+    ids=["object-with-a-recipient", "free-text", "attachment-in-keyinfo"],
+)
+def test_content_hidden_inside_the_signature_element_is_refused(
+    where: bytes, inserted: bytes
+) -> None:
+    """What sits inside ds:Signature is outside the digest: anything but DSig is refused."""
+    assert where in _GOOD
+    refused(_GOOD.replace(where, inserted, 1), SignatureInvalid, "not covered by the signature")
