@@ -27,4 +27,7 @@ def parse_query_time(name: str, raw: str) -> datetime:
         raise InvalidRequest(f"{name}: not an RFC 3339 time: {raw!r}") from None
     if when.tzinfo is None:
         raise InvalidRequest(f"{name}: give an offset, e.g. {raw}+07:00")
-    return when.astimezone(UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 pushed past the calendar by its offset
+        raise InvalidRequest(f"{name}: out of range: {raw!r}") from None

@@ -267,7 +267,10 @@ def decode_cursor(cursor: str | None) -> int | None:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         if not raw.startswith("s"):
             raise ValueError(raw)
-        return int(raw[1:])
+        value = int(raw[1:])
+        if not 0 <= value < 2**63:  # a forged number the engines cannot hold
+            raise ValueError(raw)
+        return value
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest(f"cursor: not a cursor this axis gave: {cursor!r}") from None
 

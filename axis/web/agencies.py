@@ -106,6 +106,9 @@ def accepted_json(record: MessageRecord) -> dict[str, Any]:
     }
 
 
+MAX_REASON = 2000  # an ack's reason is shown to the sender and kept in the audit log
+
+
 async def post_edoc(request: web.Request) -> web.Response:
     return await _post_packet(request, "edoc")
 
@@ -309,6 +312,8 @@ async def ack_message(request: web.Request) -> web.Response:
     reason = data.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise InvalidRequest("reason: a string")
+    if reason is not None and len(reason) > MAX_REASON:
+        raise InvalidRequest(f"reason: at most {MAX_REASON} characters, not {len(reason)}")
     result = cast(AckResult, data["result"])
     try:
         row = await request.app[STORE].ack(message_id, organ_id, result, reason, actor=who.actor)

@@ -185,6 +185,8 @@ async def get_checkpoint(request: web.Request) -> web.Response:
     else:
         try:
             seq = int(raw)
+            if not 0 <= seq < 2**63:
+                raise ValueError(raw)
         except ValueError:
             raise InvalidRequest(f"seq: an event number or 'latest', not {raw!r}") from None
     checkpoint = await request.app[STORE].checkpoint(seq)

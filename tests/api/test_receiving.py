@@ -180,3 +180,31 @@ async def test_directory_lists_and_filters_agencies(axis: AxisHarness) -> None:
         seen += page["items"]
         path = f"/v1/agencies?limit=50&cursor={page['next_cursor']}" if page["next_cursor"] else ""
     assert len(seen) == 158
+
+
+async def test_forged_cursors_and_out_of_range_times_are_400_not_500(axis: AxisHarness) -> None:
+    """A cursor or number past what the store holds, or a time off the calendar, is 400."""
+    sender = await axis.register(G22)
+    huge = base64.urlsafe_b64encode(b"s" + b"9" * 30).decode().rstrip("=")
+    for path in (
+        f"/v1/inbox?cursor={huge}",
+        f"/v1/outbox?cursor={huge}",
+        "/v1/outbox?since=0001-01-01T00:00:00%2B01:00",
+    ):
+        status, problem = await axis.get(sender, path)
+        assert (status, problem["code"]) == (400, "invalid_request"), path
+    status, problem = await axis.get(axis.admin, "/v1/audit/checkpoints/99999999999999999999999")
+    assert (status, problem["code"]) == (400, "invalid_request")
+
+
+async def test_an_ack_reason_is_bounded(axis: AxisHarness) -> None:
+    """A reason over 2,000 characters is refused, so it cannot bloat the log and the view."""
+    sender = await axis.register(G22)
+    receiver = await axis.register(H41)
+    _, answer = await axis.send(sender, axis.edoc(sender, [H41]))
+    path = f"/v1/inbox/{answer['id']}/ack"
+    status, problem = await axis.post_json(receiver, path, {"result": "fail", "reason": "x" * 2001})
+    assert (status, problem["code"]) == (400, "invalid_request")
+    assert "reason" in problem["detail"]
+    status, _ = await axis.post_json(receiver, path, {"result": "fail", "reason": "x" * 2000})
+    assert status == 200
