@@ -110,8 +110,17 @@ def replace_key(
     return KeyChange(previous, new, kept)
 
 
+def restrict_data_dir(settings: Settings) -> None:
+    """Only the axis's own user may enter the data directory: it holds every document body,
+    the token hashes and the agencies' push secrets (files in it may be 0644 by umask)."""
+    settings.data.mkdir(parents=True, exist_ok=True)
+    if settings.data.stat().st_uid == os.getuid():
+        settings.data.chmod(0o700)
+
+
 async def initialize(settings: Settings, store: Store | None = None) -> InitResult:
     """Prepare ``settings.data`` (and the store it names) for serving."""
+    restrict_data_dir(settings)
     key_created = ensure_key(settings)
     shipped = registry.load_file(settings.shipped_agencies)
     own = store is None

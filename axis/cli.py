@@ -198,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"axis: configuration: {exc}", file=sys.stderr)
         return 2
+    if args.command in ("init", "serve", "worker"):
+        os.umask(0o077)  # bodies, blobs and the database: for the axis's user only
     try:
         if args.command == "init":
             return cmd_init(settings)

@@ -46,3 +46,11 @@ def test_token_issue_prints_the_token_alone(settings: Settings) -> None:
     unknown = axis_cli(settings, "token", "issue", "--agency", "000.00.00.Z97")
     assert unknown.returncode == 1
     assert "not registered" in unknown.stderr
+
+
+def test_init_keeps_the_data_directory_to_the_axis_user(settings: Settings) -> None:
+    """The data directory is 0700 and the database 0600: bodies and push secrets live there."""
+    settings.data.chmod(0o755)
+    assert axis_cli(settings, "init").returncode == 0
+    assert settings.data.stat().st_mode & 0o777 == 0o700
+    assert settings.sqlite_path.stat().st_mode & 0o077 == 0
