@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 from datetime import datetime
 from typing import Any, cast
@@ -189,10 +190,19 @@ def visible_record(record: MessageRecord, who: Principal) -> MessageRecord | Non
 async def load_visible(request: web.Request) -> MessageRecord:
     who = await principal(request)
     message_id = request.match_info["id"]
-    record = await request.app[STORE].message(message_id)
+    store = request.app[STORE]
+    record = await store.message(message_id)
     visible = visible_record(record, who) if record else None
     if visible is None:
         raise NotFound(f"message {message_id}: no such message for this caller")
+    if visible is not record and visible.referred_by:
+        # a recipient learns of a revocation, update or replacement only if it got it too
+        kept = []
+        for link in visible.referred_by:
+            other = await store.message(link.message_id)
+            if other is not None and visible_record(other, who) is not None:
+                kept.append(link)
+        visible = dataclasses.replace(visible, referred_by=tuple(kept))
     return visible
 
 

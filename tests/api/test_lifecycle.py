@@ -147,8 +147,11 @@ async def test_status_from_the_successor_of_a_closed_code(axis: AxisHarness) -> 
 
 
 async def test_revocation_update_and_replacement_are_linked_both_ways(axis: AxisHarness) -> None:
-    """Types 1, 2 and 3 name a document the sender sent; both ends show the link."""
-    sender, a, _, sent = await conversation(axis)
+    """Types 1, 2 and 3 name a document the sender sent; both ends show the link.
+
+    A recipient sees only the links to what it received itself.
+    """
+    sender, a, b, sent = await conversation(axis)
     doc = sent["document_id"]
     _, update = await axis.send(sender, axis.edoc(sender, [H41], document_id=doc, business_type=2))
     _, revoke = await axis.send(sender, axis.edoc(sender, [H41], document_id=doc, business_type=1))
@@ -175,6 +178,8 @@ async def test_revocation_update_and_replacement_are_linked_both_ways(axis: Axis
         "revokes",
         "replaces",
     }
+    _, seen_by_other = await axis.get(b, f"/v1/messages/{sent['id']}")
+    assert [x["relation"] for x in seen_by_other["referred_by"]] == ["replaces"]
     _, inbox = await axis.get(a, "/v1/inbox?kind=edoc")
     assert [m["id"] for m in inbox["items"]] == [
         sent["id"],
