@@ -167,7 +167,7 @@ _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 
 _ENCODING = re.compile(rb"""<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _NAMESPACE_DECLARATION = re.compile(rb"xmlns\s*[:=]")
-_SCAN_CHUNK: Final = 4 * 1024 * 1024
+_SCAN_CHUNK: Final = 1024 * 1024
 _SCAN_OVERLAP: Final = 64
 
 
@@ -190,9 +190,10 @@ def _scan(buffer: bytes | mmap.mmap) -> None:
     size = len(buffer)
     for start in range(0, size, _SCAN_CHUNK):
         end = min(size, start + _SCAN_CHUNK)
-        tags += buffer[start:end].count(b"<")
-        # a declaration straddling two slices is counted in the slice where it starts
+        # one slice (a copy, for an mmap) a step, a little longer than the step so that a
+        # declaration straddling two steps is counted in the one where it starts
         window = buffer[start : min(size, end + _SCAN_OVERLAP)]
+        tags += window.count(b"<", 0, end - start)
         declarations += sum(
             1 for m in _NAMESPACE_DECLARATION.finditer(window) if m.start() < end - start
         )

@@ -279,3 +279,18 @@ def test_hundreds_of_namespace_declarations_are_refused(tmp_path: Path) -> None:
     spooled.write_bytes(body)
     with pytest.raises(ForbiddenXml, match="namespace declarations"):
         edxml.parse(spooled, expect="edoc")
+
+
+@given(st.integers(min_value=-40, max_value=40))
+def test_declarations_across_a_scan_step_are_counted_once(shift: int) -> None:
+    """Wherever a 1 MiB scan step falls, 33 declarations are refused and 32 are not."""
+    step = 1024 * 1024
+
+    def body(count: int) -> bytes:
+        head = b"<r>" + b" " * (step - 20 + shift)  # the next declarations straddle the step
+        decls = b"".join(b'<e xmlns:p%d="u"/>' % n for n in range(count))
+        return head + decls + b"</r>"
+
+    edxml._scan(body(32))
+    with pytest.raises(ForbiddenXml, match="namespace declarations"):
+        edxml._scan(body(33))
