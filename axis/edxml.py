@@ -124,6 +124,9 @@ class Parsed:
 
     tree: etree._ElementTree
     packet: Edoc | Status
+    # tags x (namespace declarations + 1)^2: what canonicalising it may cost, in rough units;
+    # the caller verifies a costly package off the event loop
+    c14n_cost: int = 0
 
 
 # --- parsing ----------------------------------------------------------------------------
@@ -144,12 +147,12 @@ def parse(
     """
     if expect not in SCHEMA_FILES:
         raise ValueError(f"expect must be 'edoc' or 'status', not {expect!r}")
-    tree = _parse_safely(source, max_depth)
+    tree, (tags, declarations) = _parse_safely(source, max_depth)
     envelope = _envelope(tree)
     _check_kind(envelope, expect)
     _validate(tree, expect)
     packet: Edoc | Status = _edoc(tree, envelope) if expect == "edoc" else _status(envelope)
-    return Parsed(tree=tree, packet=packet)
+    return Parsed(tree=tree, packet=packet, c14n_cost=tags * (declarations + 1) ** 2)
 
 
 def load_schemas() -> None:
@@ -171,7 +174,7 @@ _SCAN_CHUNK: Final = 1024 * 1024
 _SCAN_OVERLAP: Final = 64
 
 
-def _scan(buffer: bytes | mmap.mmap) -> None:
+def _scan(buffer: bytes | mmap.mmap) -> tuple[int, int]:
     """Refuse, before libxml2 builds anything, what would make the tree or its checks huge.
 
     Counts ``<`` (every tag, comment and PI has one; text cannot hold a bare ``<``) and
@@ -206,6 +209,7 @@ def _scan(buffer: bytes | mmap.mmap) -> None:
                 f"more than {MAX_NAMESPACE_DECLARATIONS} namespace declarations (xmlns):"
                 " not an edXML package"
             )
+    return tags, declarations
 
 
 def _refuse_doctype(buffer: bytes | mmap.mmap) -> None:
@@ -276,12 +280,18 @@ _HUGE_HINT = re.compile(r",?\s*(?:use|try) XML_PARSE_HUGE(?: option)?", re.IGNOR
 _POSITION_SUFFIX = re.compile(r",\s*line \d+, column \d+$")
 
 
-def _parse_safely(source: bytes | str | os.PathLike[str], max_depth: int) -> etree._ElementTree:
-    """Parse ``source`` under the hostile-input rules of the module docstring."""
+def _parse_safely(
+    source: bytes | str | os.PathLike[str], max_depth: int
+) -> tuple[etree._ElementTree, tuple[int, int]]:
+    """Parse ``source`` under the hostile-input rules of the module docstring.
+
+    Also returns what the scan counted: (tags, namespace declarations).
+    """
+    counts = (0, 0)
     try:
         if isinstance(source, bytes):
             _refuse_doctype(source)
-            _scan(source)
+            counts = _scan(source)
             tree: etree._ElementTree = etree.fromstring(source, _parser()).getroottree()
         else:
             path = os.fspath(source)
@@ -289,14 +299,14 @@ def _parse_safely(source: bytes | str | os.PathLike[str], max_depth: int) -> etr
                 if os.fstat(file.fileno()).st_size:
                     with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                         _refuse_doctype(mapped)
-                        _scan(mapped)
+                        counts = _scan(mapped)
             tree = etree.parse(path, _parser())
     except etree.XMLSyntaxError as error:
         raise _syntax_error(error, max_depth) from None
     if tree.docinfo.internalDTD is not None or tree.docinfo.system_url:
         raise ForbiddenXml("DOCTYPE: DTDs and entity declarations are refused")
     _check_limits(tree, max_depth)
-    return tree
+    return tree, counts
 
 
 def _syntax_error(error: etree.XMLSyntaxError, max_depth: int) -> MalformedXml | ForbiddenXml:

@@ -7,6 +7,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from axis import edxml
+from axis.intake import OFFLOAD_C14N_COST
 from tests.support import packets, pki, signers
 from tests.support.datadir import keyed_settings
 from tests.support.harness import AxisHarness, start_axis
@@ -245,3 +247,22 @@ async def test_a_body_that_stops_arriving_is_dropped_with_408(
         receiver = await axis.register(H41)
         _, inbox = await axis.get(receiver, "/v1/inbox")
         assert inbox["items"] == []
+
+
+async def test_a_package_costly_to_canonicalise_is_verified_and_accepted(
+    axis: AxisHarness,
+) -> None:
+    """Many tags under many namespaces (verified off the event loop) still get their 201."""
+    sender = await axis.register(G22)
+    xml = packets.edoc_xml(G22, [H41])
+    decls = b" ".join(b'xmlns:p%d="urn:p%d"' % (n, n) for n in range(20))
+    xml = xml.replace(b"<edXML ", b"<edXML " + decls + b" ", 1)
+    pad = b'<q:Pad xmlns:q="urn:pad">' + b"<q:e/>" * 3000 + b"</q:Pad>"
+    xml = xml.replace(b"</edXML:MessageHeader>", pad + b"</edXML:MessageHeader>", 1)
+    inclusive = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
+    body = signers.sign(xml, sender.ident.key_pem, sender.ident.cert_pem, c14n=inclusive)
+    assert edxml.parse(body, expect="edoc").c14n_cost > OFFLOAD_C14N_COST
+    fan_out = axis.edoc(sender, [f"000.00.00.H{n:02d}" for n in range(1, 99)])
+    assert edxml.parse(fan_out, expect="edoc").c14n_cost < OFFLOAD_C14N_COST  # on the loop
+    status, answer = await axis.send(sender, body)
+    assert status == 201, answer
