@@ -71,9 +71,7 @@ async def check(body: Body, principal: Principal, registry: Registry, expect: st
     return verify(parsed, principal, registry)
 
 
-def _parse_and_verify(
-    body: Body, principal: Principal, registry: Registry, expect: str
-) -> Checked:
+def _parse_and_verify(body: Body, principal: Principal, registry: Registry, expect: str) -> Checked:
     return verify(parse(body, principal, expect), principal, registry)
 
 
