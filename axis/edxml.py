@@ -54,6 +54,8 @@ MAX_DEPTH: Final = 64
 """Deepest element nesting accepted. A real package is about 8 deep (12 inside a signature)."""
 
 MAX_ATTRIBUTE_CHARS: Final = 65_536
+"""Longest attribute value accepted. edXML puts its data in text, never in attributes."""
+
 MAX_MARKUP: Final = 50_000
 """Most ``<`` a package may hold: tags, comments, PIs. A real package has a few thousand; a
 50 MB body of ``<a/>`` would make a tree of 12 million nodes (gigabytes) before any check."""
@@ -61,7 +63,6 @@ MAX_NAMESPACE_DECLARATIONS: Final = 32
 """Most ``xmlns`` declarations: inclusive C14N (which field signers use) costs about the
 square of the namespaces in scope for every element, so a few hundred would stall the
 signature check for minutes. Real packages declare two to five."""
-"""Longest attribute value accepted. edXML puts its data in text, never in attributes."""
 
 VIETNAM_TIME: Final = timezone(timedelta(hours=7), "+07:00")
 """edXML timestamps carry no offset; they are Vietnamese time, which has no DST."""
