@@ -10,9 +10,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-
 from axis import registry, signing, timeutil
 from axis.config import Settings
 from axis.store import open_store
@@ -67,10 +64,6 @@ class KeyChange:
     kept_as: Path  # where the previous certificate now lives
 
 
-def _fingerprint(cert_pem: bytes) -> str:
-    return x509.load_pem_x509_certificate(cert_pem).fingerprint(hashes.SHA256()).hex()
-
-
 def _replace_file(path: Path, data: bytes, mode: int) -> None:
     """Write ``data`` to ``path`` all or nothing: a temporary file, fsync'd, then renamed."""
     tmp = path.with_name(f".{path.name}.new")
@@ -93,7 +86,7 @@ def replace_key(
         key_pem, cert_pem = signing.generate_axis_key("axis")
     signing.AxisKey.load(key_pem, cert_pem)  # the pair matches and the key is strong enough
     old_pem = settings.cert_path.read_bytes()
-    previous, new = _fingerprint(old_pem), _fingerprint(cert_pem)
+    previous, new = (registry.Certificate.from_pem(pem).sha256 for pem in (old_pem, cert_pem))
     if previous == new:
         raise ValueError("that certificate is the axis's current one")
     folder = settings.previous_certs_dir

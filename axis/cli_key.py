@@ -12,12 +12,11 @@ import asyncio
 import sys
 
 import orjson
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 
 from axis import bootstrap
 from axis.cli_support import actor, common_flags, with_store
 from axis.config import Settings
+from axis.registry import Certificate
 from axis.store.protocol import Store
 
 
@@ -68,11 +67,11 @@ def cmd_rotate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     current = [settings.cert_path.read_bytes()] if settings.cert_path.exists() else []
     for n, pem in enumerate([*current, *reversed(bootstrap.previous_certificates(settings))]):
-        cert = x509.load_pem_x509_certificate(pem)
+        cert = Certificate.from_pem(pem)
         line = {
-            "sha256": cert.fingerprint(hashes.SHA256()).hex(),
-            "subject": cert.subject.rfc4514_string(),
-            "not_after": cert.not_valid_after_utc.isoformat(),
+            "sha256": cert.sha256,
+            "subject": cert.subject,
+            "not_after": cert.not_after.isoformat(),
             "current": bool(current) and n == 0,
         }
         print(orjson.dumps(line).decode())
