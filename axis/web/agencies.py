@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import time
 from datetime import datetime
 from typing import Any, cast
@@ -163,9 +162,13 @@ async def _record_rejection(
         _log.error("audit_rejection_unrecorded", code=exc.code, error=str(err))
 
 
+def _sees_all(record: MessageRecord, who: Principal) -> bool:
+    return who.role in ("admin", "auditor") or record.from_id == who.organ_id
+
+
 def visible_record(record: MessageRecord, who: Principal) -> MessageRecord | None:
     """What the caller may see of a message: the sender all, a recipient its own row."""
-    if who.role in ("admin", "auditor") or record.from_id == who.organ_id:
+    if _sees_all(record, who):
         return record
     own = tuple(r for r in record.recipients if r.delivered_to == who.organ_id)
     if not own:
@@ -190,24 +193,30 @@ def visible_record(record: MessageRecord, who: Principal) -> MessageRecord | Non
 async def load_visible(request: web.Request) -> MessageRecord:
     who = await principal(request)
     message_id = request.match_info["id"]
-    store = request.app[STORE]
-    record = await store.message(message_id)
+    record = await request.app[STORE].message(message_id)
     visible = visible_record(record, who) if record else None
     if visible is None:
         raise NotFound(f"message {message_id}: no such message for this caller")
-    if visible is not record and visible.referred_by:
-        # a recipient learns of a revocation, update or replacement only if it got it too
-        kept = []
-        for link in visible.referred_by:
-            other = await store.message(link.message_id)
-            if other is not None and visible_record(other, who) is not None:
-                kept.append(link)
-        visible = dataclasses.replace(visible, referred_by=tuple(kept))
     return visible
+
+
+async def _links_seen(request: web.Request, record: MessageRecord) -> tuple[LinkView, ...]:
+    """What refers to ``record``, as the caller may see it: a recipient learns of a
+    revocation, update or replacement only if it received that too."""
+    who = await principal(request)
+    if _sees_all(record, who):
+        return record.referred_by
+    kept = []
+    for link in record.referred_by:
+        other = await request.app[STORE].message(link.message_id)
+        if other is not None and visible_record(other, who) is not None:
+            kept.append(link)
+    return tuple(kept)
 
 
 async def get_message(request: web.Request) -> web.Response:
     record = await load_visible(request)
+    referred_by = await _links_seen(request, record)
     due = None
     if record.kind == "edoc":
         received = datetime.fromisoformat(record.received_at)
@@ -222,7 +231,7 @@ async def get_message(request: web.Request) -> web.Response:
         "received_at": record.received_at,
         "recipients": [_recipient_json(r, due) for r in record.recipients],
         "refers_to": [_link_json(link) for link in record.refers_to],
-        "referred_by": [_link_json(link) for link in record.referred_by],
+        "referred_by": [_link_json(link) for link in referred_by],
         "business_type": record.business_type if record.kind == "edoc" else None,
         "status_code": record.status_code if record.kind == "status" else None,
     }
