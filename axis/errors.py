@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from axis.ratelimit import retry_after_header
+
 
 class AxisError(Exception):
     """Base of every error the axis reports to a client."""
@@ -17,11 +19,14 @@ class AxisError(Exception):
     code: ClassVar[str] = "invalid_request"
     status: ClassVar[int] = 400
     title: ClassVar[str] = "Invalid request"
+    # the answer ends the connection: what the client may still send is not a next request
+    closes_connection: ClassVar[bool] = False
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+        self.headers: dict[str, str] = {}  # HTTP headers the answer carries besides the body
 
     def problem(self) -> dict[str, Any]:
         """The RFC 9457 body, with our machine ``code``."""
@@ -82,6 +87,13 @@ class Unauthorized(AxisError):
     code = "unauthorized"
     status = 401
     title = "Missing or invalid bearer token"
+
+    def __init__(self, detail: str, *, invalid_token: bool) -> None:
+        super().__init__(detail)
+        # RFC 9110 §11.6.1 and RFC 6750 §3: a 401 names the scheme it wants, and says when
+        # the token given was the trouble
+        error = ', error="invalid_token"' if invalid_token else ""
+        self.headers["WWW-Authenticate"] = f'Bearer realm="axis"{error}'
 
 
 class Forbidden(AxisError):
@@ -154,6 +166,7 @@ class RequestTimeout(AxisError):
     code = "request_timeout"
     status = 408
     title = "The request body stopped arriving"
+    closes_connection = True
 
 
 class RateLimited(AxisError):
@@ -163,7 +176,7 @@ class RateLimited(AxisError):
 
     def __init__(self, detail: str, retry_after: float) -> None:
         super().__init__(detail)
-        self.retry_after = retry_after  # seconds until the caller may try again
+        self.headers["Retry-After"] = retry_after_header(retry_after)
 
 
 class StoreError(Exception):

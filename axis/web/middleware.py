@@ -16,15 +16,7 @@ import structlog
 from aiohttp import web
 
 from axis import log, timeutil
-from axis.errors import (
-    AxisError,
-    Forbidden,
-    RateLimited,
-    RequestTimeout,
-    StoreError,
-    Unauthorized,
-)
-from axis.ratelimit import retry_after_header
+from axis.errors import AxisError, Forbidden, RateLimited, StoreError, Unauthorized
 from axis.store.base import Principal, Role
 from axis.tokens import hash_token
 from axis.web.keys import LIMITER, METRICS, REGISTRY, STORE
@@ -88,14 +80,9 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
             detail=exc.detail[:500],
         )
         response = problem_response(exc.status, exc.code, exc.title, exc.detail, exc.extra)
-        if isinstance(exc, RequestTimeout):
-            response.force_close()  # the rest of the body may still come: not a next request
-        elif isinstance(exc, RateLimited):
-            response.headers["Retry-After"] = retry_after_header(exc.retry_after)
-        elif isinstance(exc, Unauthorized):
-            # RFC 9110 §11.6.1 / RFC 6750 §3: a 401 names the scheme it wants
-            bad = ', error="invalid_token"' if "Authorization" in request.headers else ""
-            response.headers["WWW-Authenticate"] = f'Bearer realm="axis"{bad}'
+        response.headers.update(exc.headers)
+        if exc.closes_connection:
+            response.force_close()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -141,10 +128,13 @@ async def principal(request: web.Request) -> Principal:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Authorization: expected 'Bearer <token>'")
+        raise Unauthorized(
+            "Authorization: expected 'Bearer <token>'",
+            invalid_token="Authorization" in request.headers,
+        )
     found = await request.app[STORE].principal_for(hash_token(token.strip()))
     if found is None:
-        raise Unauthorized("Authorization: unknown or revoked token")
+        raise Unauthorized("Authorization: unknown or revoked token", invalid_token=True)
     if found.role == "agency":
         registry = await request.app[REGISTRY].current()
         agency = registry.get(found.organ_id or "")
