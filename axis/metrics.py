@@ -44,7 +44,6 @@ Labels = tuple[tuple[str, str], ...]
 class _Histogram:
     counts: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
     total: float = 0.0
-    count: int = 0
 
 
 class Metrics:
@@ -63,7 +62,6 @@ class Metrics:
             histogram = self.histograms[key] = _Histogram()
         histogram.counts[bisect.bisect_left(BUCKETS, value)] += 1
         histogram.total += value
-        histogram.count += 1
 
     def render(self, readings: Iterable[tuple[str, float]] = ()) -> str:
         """The exposition text: this process's counters, then ``readings`` taken just now.
@@ -90,7 +88,7 @@ class Metrics:
                 running += count
                 lines.append(f"{name}_bucket{_labels((*labels, ('le', bound)))} {running}")
             lines.append(f"{name}_sum{_labels(labels)} {histogram.total:.6f}")
-            lines.append(f"{name}_count{_labels(labels)} {histogram.count}")
+            lines.append(f"{name}_count{_labels(labels)} {running}")  # the +Inf bucket
         for series, reading in readings:
             name = series.partition("{")[0]  # a reading may carry its labels: name{k="v"}
             header(name, "counter" if name.endswith("_total") else "gauge")
