@@ -88,6 +88,8 @@ async def read_xml_body(request: web.Request, settings: Settings) -> Body:
                 chunks.clear()
             else:
                 chunks.append(chunk)
+        if spool is not None:
+            spool.close()  # inside the try: a full disk may show only now
     except BaseException as exc:
         if spool is not None:
             with contextlib.suppress(OSError):
@@ -97,13 +99,6 @@ async def read_xml_body(request: web.Request, settings: Settings) -> Body:
         if isinstance(exc, OSError):  # the disk is full or the data directory unwritable
             raise StoreUnavailable(f"cannot spool the body to {settings.tmp_dir}: {exc}") from exc
         raise
-    if spool is not None:
-        try:
-            spool.close()
-        except OSError as exc:
-            if spool_path is not None:
-                spool_path.unlink(missing_ok=True)
-            raise StoreUnavailable(f"cannot spool the body to {settings.tmp_dir}: {exc}") from exc
     if size == 0:
         raise InvalidRequest("body: empty; send the signed edXML package")
     data = None if spool_path is not None else b"".join(chunks)
