@@ -12,8 +12,8 @@ from pathlib import Path
 
 from axis import registry, signing, timeutil
 from axis.config import Settings
+from axis.model import InitReport
 from axis.store import open_store
-from axis.store.base import InitReport
 from axis.store.protocol import Store
 
 

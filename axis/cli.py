@@ -22,8 +22,8 @@ from axis import bootstrap, cli_agencies, cli_audit, cli_key, cli_worker, log, t
 from axis.cli_support import actor, common_flags, with_store
 from axis.config import Settings, build_settings
 from axis.errors import AxisError
+from axis.model import Role
 from axis.store import open_store
-from axis.store.base import Role
 from axis.store.protocol import Store
 
 T = TypeVar("T")

@@ -23,8 +23,8 @@ from axis import registry, timeutil
 from axis.cli_support import actor, common_flags, with_store
 from axis.config import Settings
 from axis.errors import InvalidRequest, NotFound
+from axis.model import AgencyChange
 from axis.registry import Agency, Certificate, Registry
-from axis.store.proto_admin import AgencyChange
 from axis.store.protocol import Store
 
 T = TypeVar("T")

@@ -22,7 +22,7 @@ from axis import audit, bootstrap, log, timeutil
 from axis.audit import Anchor, Verdict
 from axis.cli_support import actor, common_flags, with_store
 from axis.config import Settings
-from axis.store.proto_audit import AuditFilter, PurgeReport
+from axis.model import AuditFilter, PurgeReport
 from axis.store.protocol import Store
 
 
@@ -150,7 +150,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
     log.configure(settings.log_level, json=settings.log_json)  # on stderr: stdout is data
-    from axis.web.audit import make_checkpoint
+    from axis.jobs import make_checkpoint
 
     key = bootstrap.load_key(settings)
 

@@ -1,4 +1,4 @@
-"""Command line: `axis worker …`: the push worker alone, no HTTP.
+"""Command line: `axis worker …`: the push worker and the periodic jobs, no HTTP.
 
 For a deployment that pushes from its own process (``AXIS_PUSH_ENABLED=false`` on the serving
 processes), or more pushing processes on one shared store: leases keep them apart.
@@ -13,10 +13,13 @@ import signal
 import sys
 from dataclasses import replace
 
-from axis import log
+from axis import bootstrap, log
 from axis.cli_support import common_flags
 from axis.config import Settings
 from axis.errors import StoreError
+from axis.jobs import Jobs
+from axis.metrics import Metrics
+from axis.registry_cache import RegistryCache
 from axis.retry import RetryPolicy
 from axis.store import open_store
 
@@ -26,7 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     A handler is called as ``handler(args, settings) -> int`` (the exit status).
     """
-    p = sub.add_parser("worker", help="run the push worker alone (no HTTP)")
+    p = sub.add_parser("worker", help="run the push worker and the periodic jobs alone (no HTTP)")
     common_flags(p)
     push_flags(p)
     p.set_defaults(handler=cmd_worker)
@@ -82,13 +85,13 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def run_worker(settings: Settings) -> None:
-    from axis.push import PushWorker
-
     store = open_store(settings)
     await store.open()
     try:
         await store.check_schema()
-        worker = PushWorker(store, settings)
+        worker = Jobs(
+            settings, store, bootstrap.load_key(settings), RegistryCache(store), Metrics()
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

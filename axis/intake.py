@@ -12,21 +12,12 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from axis import edxml, ids, lifecycle, log, routing, signing, timeutil
+from axis import blobs, edxml, ids, lifecycle, log, routing, signing, timeutil
 from axis.config import Settings
-from axis.errors import NotAParty, SenderMismatch, StoreUnavailable, UnknownDocument
+from axis.errors import NotAParty, SenderMismatch, UnknownDocument
+from axis.model import AcceptResult, Body, DocumentInfo, Link, NewMessage, NewStatus, Principal
 from axis.registry import Registry
-from axis.store.base import (
-    AcceptResult,
-    DocumentInfo,
-    Link,
-    NewMessage,
-    NewStatus,
-    Principal,
-)
 from axis.store.protocol import Store
-from axis.store.sqlite_base import place_blob
-from axis.web.body import Body
 
 _log = log.get("axis.intake")
 # Packages larger than this are parsed and verified off the event loop.
@@ -111,7 +102,7 @@ class Intake:
         inline = body.data if body.size <= self._settings.inline_max else None
         body_file = None
         if inline is None:
-            body_file = await asyncio.to_thread(self._persist_large, body)
+            body_file = await asyncio.to_thread(blobs.persist, self._settings, body)
         message = NewMessage(
             id=ids.new_id("msg"),
             kind="edoc",
@@ -205,7 +196,7 @@ class Intake:
             body_file=(
                 None
                 if body.size <= self._settings.inline_max
-                else await asyncio.to_thread(self._persist_large, body)
+                else await asyncio.to_thread(blobs.persist, self._settings, body)
             ),
             routes=routes,
             delivery_ids={r: ids.new_id("dlv") for r in routing.distinct_recipients(routes)},
@@ -265,17 +256,3 @@ class Intake:
                 f" {document_id}"
             )
         return doc, (doc.from_id,), (packet.from_id,)
-
-    def _persist_large(self, body: Body) -> Path:
-        try:
-            if body.path is not None:
-                return place_blob(self._settings, body.path, body.sha256)
-            assert body.data is not None
-            self._settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self._settings.tmp_dir / f"{body.sha256}.{ids.new_id('tmp')}"
-            tmp.write_bytes(body.data)
-            return place_blob(self._settings, tmp, body.sha256)
-        except OSError as exc:  # the disk is full or the data directory unwritable
-            raise StoreUnavailable(
-                f"cannot store the body in {self._settings.blob_dir}: {exc}"
-            ) from exc

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from axis.store.base import StatusEntry
+from axis.model import StatusEntry
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 RECIPIENT_CODES = ("01", "02", "03", "04", "05", "06", "15", "16")

@@ -10,7 +10,7 @@ waits; a probe that succeeds closes the circuit and makes the whole backlog due 
 
 The worker wakes at once when the store reports new deliveries (``mail_listeners``) and also
 polls, for deliveries made by other processes sharing the store and for retries falling due.
-It runs inside ``axis serve`` (a cleanup context) or alone as ``axis worker``.
+It runs with the other background jobs (``axis.jobs``) in ``axis serve`` and ``axis worker``.
 """
 
 from __future__ import annotations
@@ -26,23 +26,21 @@ import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
 from axis import log, timeutil
 from axis.config import Settings
 from axis.metrics import Metrics
+from axis.model import Attempt, PushJob
 from axis.registry import Registry
+from axis.registry_cache import RegistryCache
 from axis.retry import Breaker, RetryPolicy, parse_retry_after
-from axis.store.proto_push import Attempt, PushJob
 from axis.store.protocol import Store
-from axis.web.keys import METRICS, REGISTRY, SETTINGS, STORE
-from axis.web.registry_cache import RegistryCache
 
 _log = log.get("axis.push")
 _CHUNK = 1 << 20
@@ -477,21 +475,3 @@ class Lane:
                 error=attempt.error,
                 retry_at=timeutil.fmt(attempt.retry_at) if attempt.retry_at else None,
             )
-
-
-def setup(app: web.Application) -> None:
-    """Run the push worker with the app (a cleanup context), unless disabled."""
-
-    async def push_worker(app: web.Application) -> AsyncIterator[None]:
-        settings = app[SETTINGS]
-        if not settings.push_enabled:
-            yield
-            return
-        worker = PushWorker(app[STORE], settings, registry=app[REGISTRY], metrics=app[METRICS])
-        await worker.start()
-        try:
-            yield
-        finally:
-            await worker.stop()
-
-    app.cleanup_ctx.append(push_worker)

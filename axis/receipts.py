@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from axis.store.base import MessageRecord
+from axis.model import MessageRecord
 
 RECEIPT_NS = "urn:axis:receipt:1"
 

@@ -35,10 +35,10 @@ import orjson
 
 from axis import ids, registry, timeutil
 from axis.config import Settings, build_settings
+from axis.model import NewMessage
 from axis.push import PushWorker
 from axis.routing import Route
 from axis.store import open_store
-from axis.store.base import NewMessage
 from axis.store.protocol import Store
 
 SENDER = "000.00.00.G22"

@@ -22,8 +22,7 @@ import orjson
 from axis import lifecycle
 from axis.audit import Event
 from axis.errors import DuplicateConflict, StoreError
-from axis.registry import Agency, Certificate, Registry
-from axis.store.base import (
+from axis.model import (
     AcceptResult,
     Acked,
     AckResult,
@@ -40,9 +39,9 @@ from axis.store.base import (
     Role,
     StatusEntry,
     TokenInfo,
-    accepted_events,
-    accepted_record,
 )
+from axis.registry import Agency, Certificate, Registry
+from axis.store.accepting import accepted_events, accepted_record
 from axis.store.postgres_admin import PostgresAdminOps
 from axis.store.postgres_audit import PostgresAuditOps
 from axis.store.postgres_base import PART_BYTES, Bulk, PgTx, PostgresBase, qmarks, rowcount

@@ -18,6 +18,7 @@ import orjson
 from axis import registry, timeutil
 from axis.audit import Event
 from axis.errors import InvalidRequest, NotFound
+from axis.model import AgencyChange, HistoryEntry
 from axis.registry import Agency, Certificate, ExpiringCertificate
 from axis.store.postgres_base import (
     PgTx,
@@ -26,7 +27,7 @@ from axis.store.postgres_base import (
     lock_registry,
     upsert_agency,
 )
-from axis.store.proto_admin import TOUCH_EVERY, AgencyChange, HistoryEntry
+from axis.store.protocol import TOUCH_EVERY
 from axis.store.sqlite_base import AGENCY_SELECT, agency_from_row
 
 

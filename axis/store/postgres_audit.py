@@ -20,9 +20,9 @@ from typing import Any
 
 from axis import audit, log, timeutil
 from axis.audit import Anchor, Checkpoint, Event, StoredEvent, Verdict
-from axis.store.base import Page
+from axis.model import AuditFilter, Page, PurgeReport
 from axis.store.postgres_base import PgTx, PostgresBase, qmarks
-from axis.store.proto_audit import SCAN_WINDOW, AuditFilter, PurgeReport
+from axis.store.protocol import SCAN_WINDOW
 from axis.store.sql_common import audit_clauses
 from axis.store.sqlite_base import decode_cursor, encode_cursor
 

@@ -49,8 +49,8 @@ from axis import audit, log, timeutil
 from axis.audit import Event
 from axis.config import Settings
 from axis.errors import StoreError
+from axis.model import InitReport
 from axis.registry import Agency
-from axis.store.base import InitReport
 from axis.store.mail import MailWaiting
 
 T = TypeVar("T")

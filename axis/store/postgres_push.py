@@ -15,9 +15,8 @@ from typing import Any
 
 from axis import ids, timeutil
 from axis.errors import DuplicateConflict
-from axis.store.base import Page
+from axis.model import Attempt, DeliveryView, Page, PushJob, PushState
 from axis.store.postgres_base import PgTx, PostgresBase, rowcount
-from axis.store.proto_push import Attempt, DeliveryView, PushJob, PushState
 from axis.store.sqlite_base import decode_cursor, encode_cursor
 from axis.store.sqlite_push import PUSH_ACTOR, _event
 

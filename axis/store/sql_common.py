@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from axis import timeutil
-from axis.store.proto_audit import AuditFilter
+from axis.model import AuditFilter
 
 # the messages of a DocumentId, whoever sent it (the join drives the from_id index)
 DOCUMENT_MESSAGES = (

@@ -17,8 +17,7 @@ import orjson
 from axis import lifecycle
 from axis.audit import Event
 from axis.errors import DuplicateConflict
-from axis.registry import Agency, Certificate, Registry
-from axis.store.base import (
+from axis.model import (
     AcceptResult,
     Acked,
     AckResult,
@@ -35,9 +34,9 @@ from axis.store.base import (
     Role,
     StatusEntry,
     TokenInfo,
-    accepted_events,
-    accepted_record,
 )
+from axis.registry import Agency, Certificate, Registry
+from axis.store.accepting import accepted_events, accepted_record
 from axis.store.sql_common import outbox_clauses
 from axis.store.sqlite_admin import SqliteAdminOps
 from axis.store.sqlite_audit import SqliteAuditOps

@@ -21,8 +21,9 @@ import orjson
 from axis import registry, timeutil
 from axis.audit import Event
 from axis.errors import InvalidRequest, NotFound
+from axis.model import AgencyChange, HistoryEntry
 from axis.registry import Agency, Certificate, ExpiringCertificate
-from axis.store.proto_admin import TOUCH_EVERY, AgencyChange, HistoryEntry
+from axis.store.protocol import TOUCH_EVERY
 from axis.store.sqlite_base import (
     AGENCY_SELECT,
     SqliteBase,

@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 
 from axis import audit, log, timeutil
 from axis.audit import Anchor, Checkpoint, Event, StoredEvent, Verdict
-from axis.store.base import Page
-from axis.store.proto_audit import SCAN_WINDOW, AuditFilter, PurgeReport
+from axis.model import AuditFilter, Page, PurgeReport
+from axis.store.protocol import SCAN_WINDOW
 from axis.store.sql_common import audit_clauses
 from axis.store.sqlite_base import SqliteBase, Tx, decode_cursor, encode_cursor
 

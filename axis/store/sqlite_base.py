@@ -28,10 +28,8 @@ from axis import audit, log, timeutil
 from axis.audit import Event
 from axis.config import Settings
 from axis.errors import InvalidRequest, StoreError
+from axis.model import InitReport
 from axis.registry import Agency, Certificate
-from axis.store.base import (
-    InitReport,
-)
 from axis.store.mail import MailWaiting
 
 T = TypeVar("T")
@@ -273,33 +271,6 @@ def decode_cursor(cursor: str | None) -> int | None:
         return value
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest(f"cursor: not a cursor this axis gave: {cursor!r}") from None
-
-
-def place_blob(settings: Settings, spooled: Path, sha256: str) -> Path:
-    """Move a spooled body into the content-addressed blob directory, durably.
-
-    Same bytes, same file: a body is stored once however often it is sent.
-    """
-    folder = settings.blob_dir / sha256[:2]
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / sha256
-    try:
-        # touched, so the retention sweep sees the file in use again and keeps it
-        os.utime(target)
-    except FileNotFoundError:
-        pass
-    else:
-        spooled.unlink(missing_ok=True)
-        return target
-    with spooled.open("rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(spooled, target)
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return target
 
 
 class SqliteBase(MailWaiting):

@@ -18,8 +18,7 @@ import orjson
 from axis import ids, timeutil
 from axis.audit import Event
 from axis.errors import DuplicateConflict
-from axis.store.base import Page
-from axis.store.proto_push import Attempt, DeliveryView, PushJob, PushState
+from axis.model import Attempt, DeliveryView, Page, PushJob, PushState
 from axis.store.sqlite_base import SqliteBase, Tx, decode_cursor, encode_cursor
 
 # Each query repeats the partial index's condition (deliveries_push_due is used only then);

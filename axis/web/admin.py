@@ -8,21 +8,18 @@ so a rotation never has to resend the others; ``GET /v1/admin/tokens`` lists tok
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 
-from axis import codes, log, registry, timeutil, tokens
+from axis import codes, jobs, log, registry, timeutil, tokens
 from axis.errors import InvalidRequest, NotFound
-from axis.registry import Agency, Certificate, ExpiringCertificate, agency_from_mapping
-from axis.store.base import TokenInfo
-from axis.store.proto_admin import AgencyChange
+from axis.model import AgencyChange, TokenInfo
+from axis.registry import Agency, Certificate, agency_from_mapping
 from axis.web import query
 from axis.web.agencies import json_response
 from axis.web.keys import REGISTRY, STORE
@@ -31,7 +28,6 @@ from axis.web.middleware import require
 T = TypeVar("T")
 _log = log.get("axis.admin")
 
-EXPIRY_CHECK_EVERY = 600.0
 """Seconds between checks for certificates to report; a new day is noticed within this."""
 
 
@@ -121,7 +117,7 @@ async def get_agency(request: web.Request) -> web.Response:
 async def _after_change(request: web.Request, change: AgencyChange, created: bool) -> web.Response:
     """Reload the snapshot, report any new expiring pin, answer with the agency as stored."""
     snapshot = await request.app[REGISTRY].reload()
-    await report_expiring(request.app)
+    await jobs.report_expiring(request.app[STORE], request.app[REGISTRY])
     stored = snapshot.get(change.organ_id)
     assert stored is not None
     return json_response(await _agency_view(request, stored), 201 if created else 200)
@@ -225,47 +221,6 @@ async def revoke_token(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-# ----------------------------------------------------------------------- expiry reports
-
-
-async def report_expiring(app: web.Application) -> list[ExpiringCertificate]:
-    """Record today's audit event for every pinned certificate ending within 30 days.
-
-    Called after each change made here and every ``EXPIRY_CHECK_EVERY`` seconds: the scan is
-    over the in-memory snapshot, and the store writes only what it has not reported today.
-    """
-    now = timeutil.now()
-    expiring = (await app[REGISTRY].current()).expiring(now)
-    fresh = await app[STORE].report_expiring(expiring, day=now.date().isoformat(), actor="axis")
-    if fresh:
-        _log.warning(
-            "certificates_expiring",
-            count=len(fresh),
-            organ_ids=sorted({c.organ_id for c in fresh}),
-        )
-    return fresh
-
-
-async def _expiry_reports(app: web.Application) -> AsyncIterator[None]:
-    async def check() -> None:
-        try:
-            await report_expiring(app)
-        except Exception as exc:  # a failed report is retried at the next check
-            _log.error("certificate_report_failed", error=str(exc))
-
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(EXPIRY_CHECK_EVERY)
-            await check()
-
-    await check()
-    task = asyncio.create_task(loop())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 def setup(app: web.Application) -> None:
     app.router.add_get("/v1/admin/agencies", list_agencies)
     app.router.add_get("/v1/admin/agencies/{organ_id}", get_agency)
@@ -275,4 +230,3 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/v1/admin/agencies/{organ_id}/tokens", issue_agency_token)
     app.router.add_get("/v1/admin/tokens", list_tokens)
     app.router.add_delete("/v1/admin/tokens/{token_id}", revoke_token)
-    app.cleanup_ctx.append(_expiry_reports)

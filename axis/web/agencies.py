@@ -13,8 +13,9 @@ from aiohttp import web
 from axis import lifecycle, log, timeutil
 from axis.errors import AxisError, InvalidRequest, NotFound
 from axis.intake import Intake
-from axis.store.base import (
+from axis.model import (
     AckResult,
+    Body,
     LinkView,
     MessageKind,
     MessageRecord,
@@ -22,7 +23,7 @@ from axis.store.base import (
     RecipientView,
 )
 from axis.web import query
-from axis.web.body import Body, read_xml_body
+from axis.web.body import read_xml_body
 from axis.web.keys import METRICS, REGISTRY, SETTINGS, STORE
 from axis.web.middleware import principal, require_agency
 

@@ -6,16 +6,17 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from axis import bootstrap, push
+from axis import bootstrap
 from axis.config import Settings
+from axis.jobs import Jobs
 from axis.metrics import Metrics
 from axis.ratelimit import RateLimiter
+from axis.registry_cache import RegistryCache
 from axis.signing import AxisKey
 from axis.store.protocol import Store
 from axis.web import admin, agencies, audit, deliveries, ops
 from axis.web.keys import AXIS_CERTIFICATES, AXIS_KEY, LIMITER, METRICS, REGISTRY, SETTINGS, STORE
 from axis.web.middleware import problems
-from axis.web.registry_cache import RegistryCache
 
 
 def create_app(
@@ -37,9 +38,14 @@ def create_app(
             await store.open()
         await store.check_schema()
         await app[REGISTRY].reload()
-        yield
-        if own_store:
-            await store.close()
+        jobs = Jobs(settings, store, axis_key, app[REGISTRY], app[METRICS])
+        await jobs.start()
+        try:
+            yield
+        finally:
+            await jobs.stop()
+            if own_store:
+                await store.close()
 
     app.cleanup_ctx.append(store_lifecycle)
     ops.setup(app)
@@ -47,5 +53,4 @@ def create_app(
     admin.setup(app)
     audit.setup(app)
     deliveries.setup(app)
-    push.setup(app)
     return app

@@ -1,56 +1,31 @@
 """HTTP endpoints: auditors' read-only views of the audit log (issue 6).
 
-Also the two background duties of the log, run with the app: signing the chain head every
-``AXIS_AUDIT_CHECKPOINT_INTERVAL`` seconds and once more on shutdown, and purging message
-bodies older than ``AXIS_RETENTION_DAYS`` (when set).
+The log's background duties (checkpoints, retention) are ``axis.jobs``'.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
-from axis import audit, log, timeutil
-from axis.audit import Checkpoint, StoredEvent
+from axis import audit, log
+from axis.audit import StoredEvent
 from axis.errors import InvalidRequest, NotFound
-from axis.signing import AxisKey
-from axis.store.base import Role
-from axis.store.proto_audit import AuditFilter
-from axis.store.protocol import Store
+from axis.model import AuditFilter, Role
 from axis.web import query
 from axis.web.agencies import json_response
-from axis.web.keys import AXIS_CERTIFICATES, AXIS_KEY, SETTINGS, STORE
+from axis.web.keys import AXIS_CERTIFICATES, STORE
 from axis.web.middleware import require
 
 _log = log.get("axis.audit")
 AUDITORS: tuple[Role, ...] = ("auditor", "admin")
-CHECKPOINT_ACTOR = "axis"
-RETENTION_ACTOR = "axis:retention"
 EXPORT_BATCH = 1000
 _FORMATS = {
     "jsonl": ("application/x-ndjson", "jsonl"),
     "csv": ("text/csv", "csv"),
 }
-
-
-async def make_checkpoint(store: Store, key: AxisKey, *, actor: str) -> Checkpoint | None:
-    """Sign the chain head and keep the checkpoint; None when nothing new needs signing."""
-    head = await store.checkpoint_due()
-    if head is None:
-        return None
-    seq, head_hash = head
-    at = timeutil.fmt(timeutil.now())
-    xml = key.sign_enveloped(audit.checkpoint_element(seq, head_hash, at, issuer="axis"))
-    checkpoint = Checkpoint(seq, head_hash, at, xml)
-    if not await store.add_checkpoint(checkpoint, actor=actor):
-        return None
-    _log.info("audit_checkpoint", seq=seq, hash=head_hash)
-    return checkpoint
 
 
 def _filter(request: web.Request) -> AuditFilter:
@@ -195,56 +170,6 @@ async def get_checkpoint(request: web.Request) -> web.Response:
     return web.Response(body=checkpoint.xml, content_type="application/xml", charset="utf-8")
 
 
-async def _checkpoints(app: web.Application) -> AsyncIterator[None]:
-    """Sign the head at every interval, and once more on the way out."""
-    store, key = app[STORE], app[AXIS_KEY]
-    interval = app[SETTINGS].audit_checkpoint_interval
-
-    async def sign() -> None:
-        try:
-            await make_checkpoint(store, key, actor=CHECKPOINT_ACTOR)
-        except Exception as exc:  # the next round tries again; the log itself is intact
-            _log.error("audit_checkpoint_failed", error=str(exc))
-
-    async def every_interval() -> None:
-        while True:
-            await asyncio.sleep(interval)
-            await sign()
-
-    task = asyncio.create_task(every_interval()) if interval > 0 else None
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await sign()
-
-
-async def _retention(app: web.Application) -> AsyncIterator[None]:
-    """Purge old bodies now and then (hourly, or more often for short retention periods)."""
-    days = app[SETTINGS].retention_days
-    if days <= 0:
-        yield
-        return
-    store = app[STORE]
-    age = timedelta(days=days)
-    pause = min(3600.0, max(1.0, age.total_seconds() / 4))
-
-    async def run() -> None:
-        while True:
-            try:
-                await store.purge_bodies(timeutil.now() - age, actor=RETENTION_ACTOR)
-            except Exception as exc:
-                _log.error("retention_failed", error=str(exc))
-            await asyncio.sleep(pause)
-
-    task = asyncio.create_task(run())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 def setup(app: web.Application) -> None:
     """Add this module's routes (and resources) to the app."""
     app.router.add_get("/v1/audit/events", list_events)
@@ -253,5 +178,3 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/v1/audit/verify", verify)
     app.router.add_get("/v1/audit/checkpoints", list_checkpoints)
     app.router.add_get("/v1/audit/checkpoints/{seq}", get_checkpoint)
-    app.cleanup_ctx.append(_checkpoints)
-    app.cleanup_ctx.append(_retention)

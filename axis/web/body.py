@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -25,23 +24,9 @@ from axis.errors import (
     TooLarge,
     UnsupportedMediaType,
 )
+from axis.model import Body
 
 XML_TYPES = ("application/xml", "text/xml")
-
-
-@dataclass(frozen=True, slots=True)
-class Body:
-    """The exact bytes received: in ``data``, or in the spooled file ``path``."""
-
-    data: bytes | None
-    path: Path | None
-    sha256: str
-    size: int
-
-    def discard(self) -> None:
-        """Remove a spooled file that was not kept."""
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
 
 
 async def read_xml_body(request: web.Request, settings: Settings) -> Body:

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from axis.errors import NotFound
-from axis.store.proto_push import DELIVERY_STATES, DeliveryView
+from axis.model import DELIVERY_STATES, DeliveryView
 from axis.web import query
 from axis.web.agencies import json_response
 from axis.web.keys import STORE

@@ -7,9 +7,9 @@ from aiohttp import web
 from axis.config import Settings
 from axis.metrics import Metrics
 from axis.ratelimit import RateLimiter
+from axis.registry_cache import RegistryCache
 from axis.signing import AxisKey
 from axis.store.protocol import Store
-from axis.web.registry_cache import RegistryCache
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from axis import log, timeutil
 from axis.errors import AxisError, Forbidden, RateLimited, StoreError, Unauthorized
-from axis.store.base import Principal, Role
+from axis.model import Principal, Role
 from axis.tokens import hash_token
 from axis.web.keys import LIMITER, METRICS, REGISTRY, STORE
 

@@ -7,12 +7,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from axis import receipts, timeutil
+from axis import jobs, receipts, timeutil
 from axis.config import Settings
 from axis.errors import NotFound
 from axis.metrics import CONTENT_TYPE as METRICS_TYPE
 from axis.metrics import process_readings
-from axis.web import admin
 from axis.web.agencies import json_response, load_visible
 from axis.web.keys import AXIS_CERTIFICATES, AXIS_KEY, METRICS, OPENAPI, REGISTRY, SETTINGS, STORE
 from axis.web.middleware import problem_response
@@ -46,7 +45,7 @@ async def readyz(request: web.Request) -> web.Response:
             details,
         )
     # every certificate near expiry gets its audit event before readiness is claimed
-    await admin.report_expiring(request.app)
+    await jobs.report_expiring(request.app[STORE], request.app[REGISTRY])
     now = timeutil.now()
     registry = await request.app[REGISTRY].current()
     reported = await request.app[STORE].expiry_reported(now.date().isoformat())

@@ -19,8 +19,8 @@ from signxml import XMLVerifier
 
 from axis import bootstrap, timeutil, tokens
 from axis.config import Settings
+from axis.jobs import make_checkpoint
 from axis.store import open_store
-from axis.web.audit import make_checkpoint
 from tests.support.datadir import keyed_settings
 from tests.support.harness import AxisHarness, start_axis
 

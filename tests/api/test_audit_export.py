@@ -12,7 +12,7 @@ import orjson
 from axis import audit, tokens
 from axis.audit import Event
 from axis.config import Settings
-from axis.store.proto_audit import SCAN_WINDOW
+from axis.store.protocol import SCAN_WINDOW
 from tests.support.harness import AxisHarness
 
 EVENTS = 100_000

@@ -11,11 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-from axis import ids, timeutil, tokens
+from axis import blobs, ids, timeutil, tokens
 from axis.config import Settings
+from axis.model import NewMessage
 from axis.routing import Route
-from axis.store.base import NewMessage
-from axis.store.sqlite_base import place_blob
 from tests.support.datadir import keyed_settings
 from tests.support.harness import AxisHarness, TestAgency, start_axis
 
@@ -130,7 +129,7 @@ async def test_a_shared_blob_file_goes_only_with_its_last_user(axis: AxisHarness
     for sender in ("000.00.00.G22", "000.00.00.G01"):
         spooled = settings.tmp_dir / f"{sha}.{ids.new_id('tmp')}"
         spooled.write_bytes(body)
-        path = place_blob(settings, spooled, sha)
+        path = blobs.place(settings, spooled, sha)
         message = NewMessage(
             id=ids.new_id("msg"),
             kind="edoc",

@@ -20,7 +20,7 @@ import pytest
 from axis import audit, bootstrap, tokens
 from axis.audit import StoredEvent
 from axis.config import Settings
-from axis.web.audit import make_checkpoint
+from axis.jobs import make_checkpoint
 from tests.support.harness import AxisHarness
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,10 +11,10 @@ import yaml
 
 from axis import bootstrap, errors
 from axis.config import Settings
+from axis.jobs import make_checkpoint
 from axis.signing import AxisKey
 from axis.store import open_store
 from axis.web.app import create_app
-from axis.web.audit import make_checkpoint
 from axis.web.middleware import HTTP_CODES
 from tests.support.harness import AxisHarness, TestAgency
 

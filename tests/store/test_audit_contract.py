@@ -9,7 +9,7 @@ import pytest
 
 from axis import audit, signing, timeutil
 from axis.audit import StoredEvent
-from axis.store.proto_audit import AuditFilter
+from axis.model import AuditFilter
 from axis.store.protocol import Store
 from tests.store.conftest import AGENCIES
 from tests.store.test_contract import message

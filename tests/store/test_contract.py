@@ -9,8 +9,8 @@ import pytest
 
 from axis import audit, ids, timeutil
 from axis.errors import DuplicateConflict
+from axis.model import Link, NewMessage
 from axis.routing import Route
-from axis.store.base import Link, NewMessage
 from axis.store.protocol import Store
 from tests.store.conftest import AGENCIES
 

@@ -10,7 +10,7 @@ import pytest
 
 from axis import timeutil
 from axis.errors import DuplicateConflict
-from axis.store.proto_push import Attempt
+from axis.model import Attempt
 from axis.store.protocol import Store
 from tests.store.conftest import AGENCIES
 from tests.store.test_contract import message

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from axis.lifecycle import VIETNAM, ReceiptDeadline, ordered
-from axis.store.base import StatusEntry
+from axis.model import StatusEntry
 
 
 def at(day: int, hour: int) -> datetime:

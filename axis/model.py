@@ -1,0 +1,364 @@
+"""The domain records: what the core, the store and the web layer pass between them.
+
+Pure values (frozen dataclasses and enums), with no I/O and no imports from the edges, so the
+core modules (intake, lifecycle, receipts, push policy) depend on these and never on
+``axis.store``. The store protocol speaks in these words; each backend turns rows into them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+from axis.routing import Route
+
+T = TypeVar("T")
+Role = Literal["agency", "admin", "auditor"]
+MessageKind = Literal["edoc", "status"]
+AckResult = Literal["done", "fail"]
+Outcome = Literal["added", "changed", "unchanged"]
+
+
+class DeliveryState(StrEnum):
+    """Where one delivery of a message to one recipient stands."""
+
+    QUEUED = "queued"  # accepted, not yet fetched or pushed
+    FETCHED = "fetched"  # the recipient downloaded it, not yet acknowledged
+    ACKED = "acked"  # acknowledged done (pull) or pushed with a 2xx answer
+    FAILED = "failed"  # acknowledged fail: the recipient could not use it
+    RETRYING = "retrying"  # a push failed; another try is scheduled
+    DEAD = "dead"  # push gave up; waits in the inbox and for an administrator's redeliver
+
+
+DELIVERY_STATES: tuple[str, ...] = tuple(DeliveryState)
+# acknowledged one way or the other: nothing more happens to the delivery
+CLOSED_STATES = frozenset({DeliveryState.ACKED, DeliveryState.FAILED})
+# listed in the inbox and neither acknowledged nor given up: the push worker may still post it
+PUSHABLE_STATES = (DeliveryState.QUEUED, DeliveryState.FETCHED, DeliveryState.RETRYING)
+PushState = Literal["acked", "retrying", "fetched", "dead"]
+
+
+class EventType(StrEnum):
+    """Every kind of audit event, as stored and as auditors filter by it."""
+
+    MESSAGE_RECEIVED = "message_received"
+    MESSAGE_REJECTED = "message_rejected"
+    DELIVERY_QUEUED = "delivery_queued"
+    DELIVERY_FORWARDED = "delivery_forwarded"
+    DELIVERY_FETCHED = "delivery_fetched"
+    DELIVERY_ACKED = "delivery_acked"
+    DELIVERY_FAILED = "delivery_failed"
+    PUSH_ATTEMPT_FAILED = "push_attempt_failed"
+    DELIVERY_DEAD = "delivery_dead"
+    DELIVERY_REDELIVERED = "delivery_redelivered"
+    STATUS_RELAYED = "status_relayed"
+    AGENCY_CHANGED = "agency_changed"
+    TOKEN_ISSUED = "token_issued"  # noqa: S105 (an event name, not a secret)
+    TOKEN_REVOKED = "token_revoked"  # noqa: S105
+    CERTIFICATE_EXPIRING = "certificate_expiring"
+    CHECKPOINT = "checkpoint"
+    BODY_PURGED = "body_purged"
+    AXIS_KEY_ROTATED = "axis_key_rotated"
+
+
+EVENT_TYPES: tuple[str, ...] = tuple(EventType)
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """The exact bytes received: in ``data``, or in the spooled file ``path``."""
+
+    data: bytes | None
+    path: Path | None
+    sha256: str
+    size: int
+
+    def discard(self) -> None:
+        """Remove a spooled file that was not kept."""
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a bearer token speaks for."""
+
+    token_id: str
+    role: Role
+    organ_id: str | None
+
+    @property
+    def actor(self) -> str:
+        """How audit events name this principal."""
+        return (
+            f"agency:{self.organ_id}" if self.role == "agency" else f"{self.role}:{self.token_id}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    token_id: str
+    role: Role
+    organ_id: str | None
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewStatus:
+    """A status carried by a status packet, filed on one recipient's row of a document."""
+
+    doc_from: str
+    document_id: str
+    party: str
+    code: str
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """The new message refers to an earlier one: revokes, updates, replaces, status_of, answers."""
+
+    to_message: str
+    relation: str
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    """A document as the lifecycle sees it: who sent it and who its parties are."""
+
+    message_id: str  # the message that introduced the DocumentId
+    from_id: str
+    document_id: str
+    recipients: tuple[str, ...]  # every agency it was delivered to (successors included)
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A verified package ready to be stored, with its routes and fresh identifiers."""
+
+    id: str
+    kind: MessageKind
+    from_id: str
+    document_id: str
+    business_type: int | None
+    status_code: str | None
+    sha256: str
+    size: int
+    received_at: str
+    body: bytes | None  # inline bytes, or
+    body_file: Path | None  # a file already durably placed in the blob directory
+    routes: tuple[Route, ...]
+    delivery_ids: dict[str, str]  # delivered_to -> delivery id
+    actor: str
+    replaced_ids: tuple[str, ...] = ()
+    signer_sha256: str | None = None
+    statuses: tuple[NewStatus, ...] = ()
+    links: tuple[Link, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEntry:
+    code: str
+    at: str
+    message_id: str
+    received_at: str = ""
+    inconsistent: str | None = None  # why this status does not fit the ones before it
+
+
+@dataclass(frozen=True, slots=True)
+class LinkView:
+    message_id: str
+    relation: str
+    kind: str
+    document_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientView:
+    organ_id: str
+    delivered_to: str
+    delivery_id: str
+    state: str
+    attempts: int
+    last_error: str | None
+    updated_at: str
+    statuses: tuple[StatusEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Acked:
+    """Where a delivery stands after its recipient's ack: what the ack's answer shows."""
+
+    delivery_id: str
+    state: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """A stored message and where each of its deliveries stands."""
+
+    id: str
+    kind: MessageKind
+    from_id: str
+    document_id: str
+    business_type: int | None
+    status_code: str | None
+    sha256: str
+    size: int
+    received_at: str
+    recipients: tuple[RecipientView, ...]
+    refers_to: tuple[LinkView, ...] = ()
+    referred_by: tuple[LinkView, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptResult:
+    record: MessageRecord
+    created: bool  # False: the same sender sent these bytes before; this is the original
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    id: str
+    kind: MessageKind
+    from_id: str
+    document_id: str
+    status_code: str | None
+    sha256: str
+    size: int
+    received_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """What a recipient downloads: the exact bytes, from memory or from a blob file."""
+
+    message_id: str
+    kind: MessageKind
+    from_id: str
+    sha256: str
+    size: int
+    body: bytes | None
+    body_file: Path | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InitReport:
+    created: bool
+    agencies_added: int
+    schema_version: int
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyChange:
+    """What saving one agency did: added, changed (which fields) or left it as it was."""
+
+    organ_id: str
+    outcome: Outcome
+    changes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One registration or change of an agency, as recorded when it was made."""
+
+    at: str
+    actor: str
+    status: str
+    successor: str | None
+    changes: dict[str, dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "actor": self.actor,
+            "status": self.status,
+            "successor": self.successor,
+            "changes": self.changes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """The filters of ``GET /v1/audit/events``; every one given must hold (and)."""
+
+    organ_id: str | None = None  # as sender (from) or recipient (to)
+    document_id: str | None = None
+    message_id: str | None = None
+    type: str | None = None
+    since: datetime | None = None  # at >= since
+    until: datetime | None = None  # at < until
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    """What one retention run did."""
+
+    messages: int  # bodies purged
+    files: int  # blob files deleted (shared files only once no kept message uses them)
+    held: int  # old bodies kept because a delivery of theirs is still open
+
+
+@dataclass(frozen=True, slots=True)
+class PushJob:
+    """One claimed delivery, with what it takes to post it."""
+
+    delivery_id: str
+    lease_id: str  # the claim; only its holder may record a failure
+    message_id: str
+    delivered_to: str
+    kind: MessageKind
+    from_id: str
+    document_id: str
+    size: int
+    body: bytes | None  # inline bytes, or
+    body_file: Path | None  # the blob file (streamed, not loaded)
+    attempts: int  # attempts before this one, all rounds
+    failures: int  # failures in a row in this round (since queued or redelivered)
+    push_since: str  # when this round's clock started (its first try): max age counts from it
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one push attempt came to.
+
+    ``ok``: the endpoint answered 2xx. Otherwise ``retry_at`` is when to try again, or None
+    to give up now (410, or the maximum age is reached): the delivery is then ``dead``.
+    """
+
+    ok: bool
+    status: int | None = None  # the HTTP status, None when there was no answer
+    error: str | None = None
+    retry_at: datetime | None = None
+    gave_up: str | None = None  # why it is dead, when it is
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    """A delivery as an administrator sees it."""
+
+    delivery_id: str
+    message_id: str
+    kind: MessageKind
+    from_id: str
+    document_id: str
+    delivered_to: str
+    state: str
+    attempts: int
+    last_error: str | None
+    updated_at: str
+    push_since: str | None
+    next_attempt_at: str | None  # None: due since queued, or nothing to push (done, dead)
