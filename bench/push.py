@@ -40,6 +40,7 @@ from axis.push import PushWorker
 from axis.routing import Route
 from axis.store import open_store
 from axis.store.protocol import Store
+from tests.support.rawsql import raw_sql
 
 SENDER = "000.00.00.G22"
 RECIPIENT = "000.00.00.H41"
@@ -175,7 +176,7 @@ async def wait_drained(store: Store, started: float, poll: float = 0.02) -> tupl
 
 async def pending(store: Store) -> int:
     """Deliveries to RECIPIENT not yet acknowledged (an indexed count, cheap to poll)."""
-    conn = store.raw_connection()  # type: ignore[attr-defined]
+    conn = raw_sql(store)
     return int(
         conn.execute(
             "SELECT COUNT(*) FROM deliveries WHERE delivered_to = ? AND open = 1", (RECIPIENT,)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +13,15 @@ from tests.support.datadir import keyed_settings
 
 if TYPE_CHECKING:
     from tests.support.harness import AxisHarness
+
+
+@pytest.fixture(autouse=True)
+def _close_raw_sql() -> Iterator[None]:
+    """Connections a test opened on a store's tables are closed after it."""
+    yield
+    from tests.support.rawsql import close_all
+
+    close_all()
 
 
 @pytest.fixture(scope="session")

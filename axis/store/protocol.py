@@ -228,8 +228,10 @@ class AuditStore(Protocol):
 class PushStore(Protocol):
     """Push delivery: due deliveries, leases, attempts, dead letters (issue 4)."""
 
-    # called on the loop with the agencies that just got deliveries (new or redelivered)
-    mail_listeners: list[Callable[[Iterable[str]], None]]
+    @property
+    def mail_listeners(self) -> list[Callable[[Iterable[str]], None]]:
+        """Called on the loop with the agencies that just got deliveries (new or redelivered),
+        once they are committed; the push worker adds itself here."""
 
     async def next_due(self, organ_ids: Sequence[str]) -> datetime | None:
         """When the earliest pushable delivery to ``organ_ids`` falls due (may be past).

@@ -11,6 +11,7 @@ from axis import timeutil
 from axis.registry import Certificate
 from tests.support import pki
 from tests.support.harness import AxisHarness, TestAgency, start_axis
+from tests.support.rawsql import raw_sql
 
 G22 = "000.00.00.G22"
 H41 = "000.00.00.H41"
@@ -41,7 +42,7 @@ async def unpin(axis: AxisHarness, organ_id: str, sha256: str) -> int:
 
 
 def certificate_events(axis: AxisHarness) -> list[tuple[str, str]]:
-    conn = axis.store.raw_connection()  # type: ignore[attr-defined]
+    conn = raw_sql(axis.store)
     rows = conn.execute(
         "SELECT to_id, json_extract(detail, '$.sha256') FROM audit_events"
         " WHERE type = 'certificate_expiring' ORDER BY seq"

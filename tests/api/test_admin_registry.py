@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.support.harness import AxisHarness
+from tests.support.rawsql import raw_sql
 
 G22 = "000.00.00.G22"
 H41 = "000.00.00.H41"  # Nghệ An, active in the shipped registry
@@ -157,7 +158,7 @@ async def test_every_change_is_an_audit_event_with_its_actor(axis: AxisHarness) 
     await put(axis, H41, body)
     status, _ = await put(axis, H41, body)  # the same again: no change, no event
     assert status == 200
-    conn = axis.store.raw_connection()  # type: ignore[attr-defined]
+    conn = raw_sql(axis.store)
     rows = conn.execute(
         "SELECT actor, detail FROM audit_events WHERE type = 'agency_changed' AND to_id = ?"
         " ORDER BY seq",

@@ -27,12 +27,14 @@ from aiohttp import web
 from axis import audit, bootstrap, tokens
 from axis.config import Settings
 from axis.registry import Certificate
-from axis.store.postgres import PostgresStore
+from axis.store import open_store
+from axis.store.ops import AxisStore
 from tests.api.test_crash import free_port, wait_ready
 from tests.api.test_push import SECRET, Receiver, receiving
 from tests.store.conftest import drop_schema, fresh_schema, require_postgres, schema_url
 from tests.support import packets, pki, signers
 from tests.support.datadir import keyed_settings
+from tests.support.rawsql import raw_sql
 
 G22 = "000.00.00.G22"  # sends
 H41 = "000.00.00.H41"  # receives by push (and may pull)
@@ -59,7 +61,7 @@ class Node:
 
 @dataclass
 class Cluster:
-    store: PostgresStore  # the test's own view of the shared engine
+    store: AxisStore  # the test's own view of the shared engine
     nodes: list[Node]
     ident: pki.Identity
     tokens: dict[str, str]
@@ -92,10 +94,10 @@ def node_settings(data: Path, url: str, key_pair: tuple[bytes, bytes]) -> Settin
 
 async def prepare(
     settings: Settings, ident: pki.Identity, endpoint: str
-) -> tuple[PostgresStore, dict[str, str]]:
+) -> tuple[AxisStore, dict[str, str]]:
     """Initialise the schema; G22 pinned to ``ident``, H41 pushed to ``endpoint``; tokens."""
     await bootstrap.initialize(settings)
-    store = PostgresStore(settings)
+    store = open_store(settings)
     await store.open()
     registry = await store.registry()
     g22, h41 = registry.get(G22), registry.get(H41)
@@ -177,7 +179,7 @@ async def verify_chain(cluster: Cluster) -> list[audit.StoredEvent]:
     verdict = await cluster.store.verify_audit([cluster.axis_cert])
     assert verdict.ok, verdict.reason
     assert verdict.checkpoints >= 1  # signed by the nodes while they ran
-    rows = cluster.store.raw_connection().execute(
+    rows = raw_sql(cluster.store).execute(
         "SELECT seq, at, type, actor, message_id, document_id, from_id, to_id, detail, hash"
         " FROM audit_events ORDER BY seq"
     )
@@ -283,7 +285,7 @@ async def test_a_node_killed_under_load_loses_nothing_and_duplicates_nothing(
     assert set(received) == expected and set(received.values()) == {1}
     queued = Counter((e.message_id, e.to_id) for e in events if e.type == "delivery_queued")
     assert set(queued.values()) == {1} and len(queued) == 2 * len(expected)
-    deliveries = cluster.store.raw_connection().execute(
+    deliveries = raw_sql(cluster.store).execute(
         "SELECT count(*) FROM deliveries WHERE delivered_to = ?", (H41,)
     )
     assert deliveries.fetchone() == (len(expected),)

@@ -24,10 +24,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
 from axis.config import Settings
-from axis.store.sqlite_base import SqliteBase
 from tests.support import pki
 from tests.support.datadir import keyed_settings
 from tests.support.harness import AxisHarness, TestAgency, start_axis
+from tests.support.rawsql import raw_sql
 
 G22 = "000.00.00.G22"
 H41 = "000.00.00.H41"
@@ -155,10 +155,10 @@ async def wait_state(
 
 
 def events(axis: AxisHarness, message_id: str) -> list[tuple[str, str, dict[str, Any]]]:
-    assert isinstance(axis.store, SqliteBase)
+    assert axis.store.backend.dialect == "sqlite"  # type: ignore[attr-defined]
     return [
         (t, a, orjson.loads(d))
-        for t, a, d in axis.store.raw_connection().execute(
+        for t, a, d in raw_sql(axis.store).execute(
             "SELECT type, actor, detail FROM audit_events WHERE message_id = ? ORDER BY seq",
             (message_id,),
         )
@@ -610,9 +610,9 @@ async def test_a_body_kept_as_a_blob_file_is_streamed_and_signed(make_axis: Make
         assert len(body) > 1024
         (hit,) = await receiver.wait_hits(1)
         await wait_state(axis, sender, message_id, "acked")
-        assert isinstance(axis.store, SqliteBase)
+        assert axis.store.backend.dialect == "sqlite"  # type: ignore[attr-defined]
         inline, path = (
-            axis.store.raw_connection()
+            raw_sql(axis.store)
             .execute("SELECT body, body_file FROM messages WHERE id = ?", (message_id,))
             .fetchone()
         )

@@ -16,7 +16,7 @@ H41 = "000.00.00.H41"
 
 def _writer_connection(axis: AxisHarness) -> sqlite3.Connection:
     """The SQLite writer's connection: the test caps its size to stand in for a full disk."""
-    conn = axis.store._writer._conn  # type: ignore[attr-defined]
+    conn = axis.store.backend._writer._conn  # type: ignore[attr-defined]
     assert isinstance(conn, sqlite3.Connection)
     return conn
 

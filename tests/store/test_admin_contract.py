@@ -16,6 +16,7 @@ from axis.registry import Agency, Certificate, ExpiringCertificate
 from axis.store.protocol import Store
 from tests.store.conftest import AGENCIES
 from tests.support import pki
+from tests.support.rawsql import raw_sql
 
 H01, H02, H03 = (a.organ_id for a in AGENCIES[:3])
 UNIT = "000.00.01.H01"
@@ -28,7 +29,7 @@ def pin(slot: int) -> Certificate:
 
 def events(store: Store, type_: str) -> list[tuple[str, str | None, dict[str, Any]]]:
     """``(actor, to, detail)`` of the audit events of one type, in order."""
-    conn = store.raw_connection()  # type: ignore[attr-defined]
+    conn = raw_sql(store)
     rows = conn.execute(
         "SELECT actor, to_id, detail FROM audit_events WHERE type = ? ORDER BY seq", (type_,)
     )

@@ -8,11 +8,12 @@ from dataclasses import replace
 import pytest
 
 from axis import audit, ids, timeutil
-from axis.errors import DuplicateConflict
+from axis.errors import DuplicateConflict, StoreError
 from axis.model import Link, NewMessage
 from axis.routing import Route
 from axis.store.protocol import Store
 from tests.store.conftest import AGENCIES
+from tests.support.rawsql import raw_sql
 
 H01, H02, H03 = (a.organ_id for a in AGENCIES[:3])
 
@@ -51,6 +52,21 @@ async def test_initialize_is_idempotent(store: Store) -> None:
     assert report.agencies_added == 0
     registry = await store.registry()
     assert len(registry.agencies) == len(AGENCIES)
+
+
+async def test_a_store_lacking_a_migration_of_this_code_is_refused(store: Store) -> None:
+    """A process does not start on a schema that lacks one of its migrations, whatever its
+    number (one merged late with a lower number counts too); `axis init` applies it."""
+    version = await store.check_schema()
+    applied = raw_sql(store).execute("SELECT value FROM meta WHERE key = 'migrations'").fetchone()
+    numbers = applied[0].split(",")
+    assert numbers == [str(n) for n in range(1, version + 1)]
+    lacking = ",".join(numbers[:1] + numbers[2:])  # the second one never ran
+    raw_sql(store).execute("UPDATE meta SET value = ? WHERE key = 'migrations'", (lacking,))
+    with pytest.raises(StoreError, match=r"lacks migrations \[2\].*axis init"):
+        await store.check_schema()
+    raw_sql(store).execute("UPDATE meta SET value = ? WHERE key = 'migrations'", (applied[0],))
+    assert await store.check_schema() == version
 
 
 async def test_accept_creates_deliveries_and_repeats_are_recognised(store: Store) -> None:
@@ -186,7 +202,7 @@ async def test_audit_events_form_an_unbroken_chain(store: Store) -> None:
     sent = await store.accept(message(to=(H02, H03)))
     await store.fetch(sent.record.id, H02, actor="agency:H02")
     await store.ack(sent.record.id, H02, "done", None, actor="agency:H02")
-    conn = store.raw_connection()  # type: ignore[attr-defined]
+    conn = raw_sql(store)
     rows = conn.execute(
         "SELECT seq, at, type, actor, message_id, document_id, from_id, to_id, detail, hash"
         " FROM audit_events ORDER BY seq"

@@ -1,6 +1,6 @@
 """Several nodes on one PostgreSQL: what holds when two stores share one schema.
 
-Each "node" is a whole ``PostgresStore`` with its own connections, writer and listener (and
+Each "node" is a whole ``AxisStore`` with its own connections, writer and listener (and
 its own data directory), as two ``axis serve`` processes would have.
 """
 
@@ -18,7 +18,8 @@ import pytest
 from axis import audit, ids
 from axis.config import build_settings
 from axis.errors import DuplicateConflict, InvalidRequest
-from axis.store.postgres import PostgresStore
+from axis.store import open_store
+from axis.store.ops import AxisStore
 from tests.store.conftest import (
     AGENCIES,
     drop_schema,
@@ -27,12 +28,13 @@ from tests.store.conftest import (
     schema_url,
 )
 from tests.store.test_contract import message
+from tests.support.rawsql import raw_sql
 
 H01, H02, H03 = (a.organ_id for a in AGENCIES[:3])
 
 
 @pytest.fixture
-async def nodes(tmp_path: Path) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+async def nodes(tmp_path: Path) -> AsyncIterator[tuple[AxisStore, AxisStore]]:
     await require_postgres()
     schema = fresh_schema()
     stores = []
@@ -41,7 +43,7 @@ async def nodes(tmp_path: Path) -> AsyncIterator[tuple[PostgresStore, PostgresSt
             settings = build_settings(
                 {"data": tmp_path / name, "store": schema_url(schema)}, env={}
             )
-            store = PostgresStore(settings)
+            store = open_store(settings)
             await store.open()
             stores.append(store)
         await stores[0].initialize(AGENCIES)
@@ -53,9 +55,9 @@ async def nodes(tmp_path: Path) -> AsyncIterator[tuple[PostgresStore, PostgresSt
         await drop_schema(schema)
 
 
-def chain_of(store: PostgresStore) -> list[tuple[int, str, str]]:
+def chain_of(store: AxisStore) -> list[tuple[int, str, str]]:
     """Recompute the whole audit chain; ``(seq, at, type)`` of every event, in order."""
-    rows = store.raw_connection().execute(
+    rows = raw_sql(store).execute(
         "SELECT seq, at, type, actor, message_id, document_id, from_id, to_id, detail, hash"
         " FROM audit_events ORDER BY seq"
     )
@@ -70,7 +72,7 @@ def chain_of(store: PostgresStore) -> list[tuple[int, str, str]]:
 
 
 async def test_a_long_poll_on_one_node_wakes_when_another_accepts(
-    nodes: tuple[PostgresStore, PostgresStore],
+    nodes: tuple[AxisStore, AxisStore],
 ) -> None:
     """Mail accepted through node A wakes a recipient waiting on node B, and B's push worker."""
     a, b = nodes
@@ -87,7 +89,7 @@ async def test_a_long_poll_on_one_node_wakes_when_another_accepts(
 
 
 async def test_the_same_bytes_sent_through_two_nodes_are_stored_once(
-    nodes: tuple[PostgresStore, PostgresStore],
+    nodes: tuple[AxisStore, AxisStore],
 ) -> None:
     """Racing repeats through both nodes: one message, every answer names it."""
     a, b = nodes
@@ -98,12 +100,12 @@ async def test_the_same_bytes_sent_through_two_nodes_are_stored_once(
     )
     assert sum(r.created for r in results) == 1
     assert len({r.record.id for r in results}) == 1
-    count = a.raw_connection().execute("SELECT count(*) FROM messages").fetchone()
+    count = raw_sql(a).execute("SELECT count(*) FROM messages").fetchone()
     assert count == (1,)
 
 
 async def test_a_document_id_raced_through_two_nodes_is_stored_once(
-    nodes: tuple[PostgresStore, PostgresStore],
+    nodes: tuple[AxisStore, AxisStore],
 ) -> None:
     """Other bytes under one new DocumentId through both nodes: one stored, the rest 409."""
     a, b = nodes
@@ -119,12 +121,12 @@ async def test_a_document_id_raced_through_two_nodes_is_stored_once(
 
 
 async def test_the_audit_chain_stays_one_chain_across_nodes(
-    nodes: tuple[PostgresStore, PostgresStore],
+    nodes: tuple[AxisStore, AxisStore],
 ) -> None:
     """Writes interleaved on two nodes append to one chain: contiguous, hashed, times forward."""
     a, b = nodes
 
-    async def traffic(store: PostgresStore, sender: str) -> None:
+    async def traffic(store: AxisStore, sender: str) -> None:
         for _ in range(15):
             sent = await store.accept(message(sender, to=(H03,)))
             await store.fetch(sent.record.id, H03, actor="agency:H03")
@@ -139,7 +141,7 @@ async def test_the_audit_chain_stays_one_chain_across_nodes(
 
 
 async def test_acks_racing_on_two_nodes_agree_on_one_result(
-    nodes: tuple[PostgresStore, PostgresStore],
+    nodes: tuple[AxisStore, AxisStore],
 ) -> None:
     """done through one node and fail through the other at once: one wins, the other is 409."""
     a, b = nodes
@@ -159,7 +161,7 @@ async def test_acks_racing_on_two_nodes_agree_on_one_result(
 
 
 async def test_claims_on_two_nodes_never_share_a_delivery(
-    nodes: tuple[PostgresStore, PostgresStore],
+    nodes: tuple[AxisStore, AxisStore],
 ) -> None:
     """Push workers of both nodes claiming at once split the due deliveries, none twice."""
     a, b = nodes
@@ -177,7 +179,7 @@ async def test_claims_on_two_nodes_never_share_a_delivery(
 
 
 async def test_a_dead_nodes_lease_is_taken_over_when_it_lapses(
-    nodes: tuple[PostgresStore, PostgresStore],
+    nodes: tuple[AxisStore, AxisStore],
 ) -> None:
     """A delivery claimed by a node that went away is claimed by the other once its lease ends."""
     a, b = nodes
@@ -190,7 +192,7 @@ async def test_a_dead_nodes_lease_is_taken_over_when_it_lapses(
 
 
 async def test_racing_closures_on_two_nodes_cannot_make_a_cycle(
-    nodes: tuple[PostgresStore, PostgresStore],
+    nodes: tuple[AxisStore, AxisStore],
 ) -> None:
     """H02 closed into H03 on one node, H03 into H02 on the other, at once: one is refused."""
     a, b = nodes
@@ -206,7 +208,7 @@ async def test_racing_closures_on_two_nodes_cannot_make_a_cycle(
 
 
 async def test_a_large_body_sent_through_one_node_is_fetched_whole_through_another(
-    nodes: tuple[PostgresStore, PostgresStore], tmp_path: Path
+    nodes: tuple[AxisStore, AxisStore], tmp_path: Path
 ) -> None:
     """Bodies over the inline limit live in the engine: another node serves the exact bytes."""
     a, b = nodes
@@ -231,7 +233,7 @@ async def test_initialising_from_two_nodes_at_once_loads_the_agencies_once(
     await require_postgres()
     schema = fresh_schema()
     stores = [
-        PostgresStore(build_settings({"data": tmp_path / n, "store": schema_url(schema)}, env={}))
+        open_store(build_settings({"data": tmp_path / n, "store": schema_url(schema)}, env={}))
         for n in ("a", "b")
     ]
     try:

@@ -12,8 +12,9 @@ import pytest
 
 from axis.config import build_settings
 from axis.errors import StoreError
-from axis.store.postgres import PostgresStore
-from axis.store.postgres_base import parse_url, qmarks
+from axis.store import open_store
+from axis.store.ops import AxisStore
+from axis.store.postgres.backend import parse_url, qmarks
 from tests.store.conftest import (
     AGENCIES,
     POSTGRES_URL,
@@ -23,15 +24,16 @@ from tests.store.conftest import (
     schema_url,
 )
 from tests.store.test_contract import message
+from tests.support.rawsql import raw_sql
 
 H02, H03 = AGENCIES[1].organ_id, AGENCIES[2].organ_id
 
 
 @pytest.fixture
-async def pg(tmp_path: Path) -> AsyncIterator[PostgresStore]:
+async def pg(tmp_path: Path) -> AsyncIterator[AxisStore]:
     await require_postgres()
     schema = fresh_schema()
-    store = PostgresStore(build_settings({"data": tmp_path, "store": schema_url(schema)}, env={}))
+    store = open_store(build_settings({"data": tmp_path, "store": schema_url(schema)}, env={}))
     await store.open()
     try:
         await store.initialize(AGENCIES)
@@ -68,54 +70,40 @@ def test_question_marks_in_quotes_are_not_parameters() -> None:
     assert qmarks("SELECT '?' WHERE a = ? AND b = ?") == "SELECT '?' WHERE a = $1 AND b = $2"
 
 
-async def test_a_schema_older_than_the_code_is_refused(pg: PostgresStore) -> None:
-    """A node does not start on a schema that lacks this code's migrations."""
-    version = await pg.check_schema()
-    pg.raw_connection().execute(
-        "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version - 1),)
-    )
-    with pytest.raises(StoreError, match="axis init"):
-        await pg.check_schema()
-    pg.raw_connection().execute(
-        "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),)
-    )
-    assert await pg.check_schema() == version
-
-
 async def test_an_unreachable_engine_is_a_store_error(tmp_path: Path) -> None:
     """No engine at the URL: opening says so plainly."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, not listening: refused
         url = f"postgresql://postgres@127.0.0.1:{port}/test"
-        store = PostgresStore(build_settings({"data": tmp_path, "store": url}, env={}))
+        store = open_store(build_settings({"data": tmp_path, "store": url}, env={}))
         with pytest.raises(StoreError, match="cannot reach PostgreSQL"):
             await store.open()
         await store.close()
 
 
-async def test_writes_go_on_after_the_engine_drops_the_writer(pg: PostgresStore) -> None:
+async def test_writes_go_on_after_the_engine_drops_the_writer(pg: AxisStore) -> None:
     """A lost connection before COMMIT: the batch runs again on a new one, nothing is lost."""
-    assert pg._writer is not None
-    pid = pg._writer.backend_pid
+    assert pg.backend.writer is not None
+    pid = pg.backend.writer.backend_pid
     assert pid is not None
     await terminate(pid)
     sent = await pg.accept(message(to=(H02,)))
     assert sent.created
-    assert pg._writer.backend_pid != pid
+    assert pg.backend.writer.backend_pid != pid
     assert (await pg.message(sent.record.id)) is not None
 
 
 async def test_waiters_are_woken_after_the_listener_reconnects(
-    pg: PostgresStore, tmp_path: Path
+    pg: AxisStore, tmp_path: Path
 ) -> None:
     """A dropped LISTEN connection comes back; waiters re-read meanwhile; NOTIFY works again."""
-    other = PostgresStore(build_settings({"data": tmp_path / "b", "store": pg._settings.store}))
+    other = open_store(build_settings({"data": tmp_path / "b", "store": pg.backend.settings.store}))
     await other.open()
     try:
-        rows = pg.raw_connection().execute(
+        rows = raw_sql(pg).execute(
             "SELECT pid FROM pg_stat_activity WHERE application_name IN (?, ?)",
-            (pg._name("listen"), other._name("listen")),
+            (pg.backend._name("listen"), other.backend._name("listen")),
         )
         waiter = asyncio.create_task(pg.wait_for_mail(H02, 30))
         await asyncio.sleep(0.05)
@@ -125,7 +113,7 @@ async def test_waiters_are_woken_after_the_listener_reconnects(
             await terminate(pid)  # every node's listener: the engine restarted
         await asyncio.wait_for(waiter, 10)  # woken on reconnection, to read its inbox again
         for _ in range(100):
-            if pg._listening.is_set() and other._listening.is_set():
+            if pg.backend._listening.is_set() and other.backend._listening.is_set():
                 break
             await asyncio.sleep(0.05)
         later = asyncio.create_task(pg.wait_for_mail(H03, 30))

@@ -14,6 +14,7 @@ from axis.model import Attempt
 from axis.store.protocol import Store
 from tests.store.conftest import AGENCIES
 from tests.store.test_contract import message
+from tests.support.rawsql import raw_sql
 
 H01, H02, H03 = (a.organ_id for a in AGENCIES[:3])
 WORKER = "test-worker"
@@ -29,7 +30,7 @@ def later(seconds: float = 3600.0) -> Attempt:
 
 
 def events_of(store: Store, message_id: str) -> list[tuple[str, str, dict[str, object]]]:
-    conn = store.raw_connection()  # type: ignore[attr-defined]
+    conn = raw_sql(store)
     return [
         (t, a, orjson.loads(d))
         for t, a, d in conn.execute(

@@ -1,0 +1,1 @@
+"""The shared engine for several nodes (``backend.PostgresBackend``): PostgreSQL via asyncpg."""

@@ -1,0 +1,1 @@
+"""The embedded default engine (``backend.SqliteBackend``): one SQLite file, group commits."""
