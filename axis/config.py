@@ -13,6 +13,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from axis.lifecycle import ReceiptDeadline  # the rule owns its syntax
+from axis.retry import RetryPolicy  # the policy owns the rules its timings obey
+
 MIB = 1024 * 1024
 
 
@@ -172,8 +175,6 @@ def build_settings(
     if settings.rate_limit < 0 or settings.rate_burst < 0:
         raise ValueError("AXIS_RATE_LIMIT and AXIS_RATE_BURST must not be negative")
     _check_words(settings)
-    from axis.retry import RetryPolicy  # the policy owns the rules its timings obey
-
     try:
         RetryPolicy(settings.push_retry_base, settings.push_retry_cap, settings.push_max_age)
     except ValueError as exc:
@@ -194,8 +195,6 @@ def _check_words(settings: Settings) -> None:
         raise ValueError(f"AXIS_LOG_LEVEL={settings.log_level!r}: one of {', '.join(LOG_LEVELS)}")
     if settings.push_ca_bundle and not Path(settings.push_ca_bundle).is_file():
         raise ValueError(f"AXIS_PUSH_CA_BUNDLE={settings.push_ca_bundle!r}: no such file")
-    from axis.lifecycle import ReceiptDeadline  # the rule owns its syntax
-
     try:
         ReceiptDeadline.parse(settings.receipt_deadline)
     except ValueError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,19 @@ from tests.support.datadir import keyed_settings
 
 if TYPE_CHECKING:
     from tests.support.harness import AxisHarness
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked ``sqlite_only`` checks what only the embedded engine does (blob files, a
+    full disk of its file): its PostgreSQL run is not collected at all."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("store_url") == "postgresql"
+        (dropped if on_postgres and item.get_closest_marker("sqlite_only") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(autouse=True)
@@ -32,9 +46,30 @@ def axis_key_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, byte
     return signing.generate_axis_key("axis-test")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_url(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[str | None]:
+    """Every test of a real axis (the ``axis`` and ``settings`` fixtures) runs on both
+    engines: embedded SQLite, and PostgreSQL in a schema of its own, dropped afterwards.
+    Command-line processes a test starts inherit the store through ``AXIS_STORE``."""
+    if request.param == "sqlite":
+        monkeypatch.delenv("AXIS_STORE", raising=False)
+        yield None
+        return
+    from tests.support.pg import drop_schema, fresh_schema, require_postgres, schema_url
+
+    await require_postgres()
+    schema = fresh_schema()
+    url = schema_url(schema)
+    monkeypatch.setenv("AXIS_STORE", url)
+    yield url
+    await asyncio.shield(drop_schema(schema))
+
+
 @pytest.fixture
-def settings(tmp_path: Path, axis_key_pair: tuple[bytes, bytes]) -> Settings:
-    return keyed_settings(tmp_path / "var", axis_key_pair)
+def settings(tmp_path: Path, axis_key_pair: tuple[bytes, bytes], store_url: str | None) -> Settings:
+    return keyed_settings(tmp_path / "var", axis_key_pair, store=store_url)
 
 
 @pytest.fixture

@@ -26,7 +26,9 @@ from typing import Any, Protocol, TypeVar
 
 from axis.audit import Event
 from axis.config import Settings
+from axis.errors import StoreError
 from axis.model import CLOSED_STATES, PUSHABLE_STATES, NewMessage
+from axis.store.mail import MailWaiting
 
 T = TypeVar("T")
 Row = Sequence[Any]
@@ -150,6 +152,31 @@ class EventSwitch(ABC):
 
 
 Op = Callable[[Tx], Awaitable[T]]
+
+
+class Counted(Protocol):
+    batches: int  # group commits (each one fsync, or one WAL flush)
+    writes: int  # the write requests they carried
+
+
+class BackendBase(MailWaiting):
+    """What both engines keep alike: the serving reader, the writer's counters, waiters."""
+
+    _reader: Reader | None = None
+    writer: Counted | None = None
+
+    @property
+    def read(self) -> Reader:
+        if self._reader is None:
+            raise StoreError("the store is not open")
+        return self._reader
+
+    def stats(self) -> dict[str, float]:
+        writer = self.writer
+        return {
+            "axis_store_commits_total": float(writer.batches if writer else 0),
+            "axis_store_writes_total": float(writer.writes if writer else 0),
+        }
 
 
 class Backend(Protocol):

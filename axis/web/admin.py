@@ -8,15 +8,13 @@ so a rotation never has to resend the others; ``GET /v1/admin/tokens`` lists tok
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 
-from axis import codes, jobs, log, registry, timeutil, tokens
+from axis import codes, cursor, jobs, log, registry, timeutil, tokens
 from axis.errors import InvalidRequest, NotFound
 from axis.model import AgencyChange, TokenInfo
 from axis.registry import Agency, Certificate, agency_from_mapping
@@ -34,22 +32,6 @@ _log = log.get("axis.admin")
 # ----------------------------------------------------------------------- paging
 
 
-def _encode_cursor(key: str) -> str:
-    return base64.urlsafe_b64encode(f"k{key}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> str | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raw = ""
-    if not raw.startswith("k"):
-        raise InvalidRequest(f"cursor: not a cursor this axis gave: {cursor!r}")
-    return raw[1:]
-
-
 def page(
     request: web.Request, items: Sequence[T], key: Callable[[T], str]
 ) -> tuple[list[T], str | None]:
@@ -59,11 +41,11 @@ def page(
     pages through is neither shown twice nor makes another one skipped.
     """
     limit = query.limit(request)
-    after = _decode_cursor(request.query.get("cursor"))
+    after = cursor.after_key(request.query.get("cursor"))
     rest = [i for i in items if after is None or key(i) > after]
     chunk = rest[:limit]
     more = len(rest) > limit
-    return chunk, _encode_cursor(key(chunk[-1])) if more else None
+    return chunk, cursor.encode(key(chunk[-1])) if more else None
 
 
 # ----------------------------------------------------------------------- agencies

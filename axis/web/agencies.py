@@ -10,7 +10,7 @@ from typing import Any, cast
 import orjson
 from aiohttp import web
 
-from axis import lifecycle, log, timeutil
+from axis import cursor, lifecycle, log, timeutil
 from axis.errors import AxisError, InvalidRequest, NotFound
 from axis.intake import Intake
 from axis.model import (
@@ -351,20 +351,10 @@ async def get_agencies(request: web.Request) -> web.Response:
     kind = request.query.get("kind") or None
     matches = registry.search(request.query.get("q"), status=status, kind=kind)
     limit = query.limit(request)
-    cursor = request.query.get("cursor")
-    start = 0
-    if cursor:
-        try:
-            start = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()[1:])
-        except ValueError:
-            raise InvalidRequest(f"cursor: not a cursor this axis gave: {cursor!r}") from None
+    start = cursor.after_number(request.query.get("cursor")) or 0
     chunk = matches[start : start + limit]
     after = start + limit
-    next_cursor = (
-        base64.urlsafe_b64encode(f"o{after}".encode()).decode().rstrip("=")
-        if after < len(matches)
-        else None
-    )
+    next_cursor = cursor.encode(after) if after < len(matches) else None
     return json_response({"items": [a.public_json() for a in chunk], "next_cursor": next_cursor})
 
 

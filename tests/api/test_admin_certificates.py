@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -44,10 +45,9 @@ async def unpin(axis: AxisHarness, organ_id: str, sha256: str) -> int:
 def certificate_events(axis: AxisHarness) -> list[tuple[str, str]]:
     conn = raw_sql(axis.store)
     rows = conn.execute(
-        "SELECT to_id, json_extract(detail, '$.sha256') FROM audit_events"
-        " WHERE type = 'certificate_expiring' ORDER BY seq"
+        "SELECT to_id, detail FROM audit_events WHERE type = 'certificate_expiring' ORDER BY seq"
     )
-    return [(to, sha) for to, sha in rows]
+    return [(to, json.loads(detail)["sha256"]) for to, detail in rows]
 
 
 async def test_rotation_while_documents_flow_refuses_none(axis: AxisHarness) -> None:

@@ -97,7 +97,7 @@ async def test_health_readiness_and_metrics(axis: AxisHarness) -> None:
     assert status == 200 and body["ok"] is True
     status, body = await axis.get({}, "/readyz")
     assert status == 200 and body["ok"] is True and body["signing_key"] is True
-    assert body["store"]["store"] == "sqlite"
+    assert body["store"]["store"] == ("postgresql" if axis.settings.uses_postgres else "sqlite")
     async with axis.session.get(f"{axis.url}/metrics") as resp:
         assert resp.status == 200
         assert resp.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +13,7 @@ from axis.audit import Event
 from axis.config import Settings
 from axis.store.protocol import SCAN_WINDOW
 from tests.support.harness import AxisHarness
+from tests.support.rawsql import settings_sql
 
 EVENTS = 100_000
 PAD = "x" * 400  # ~700 bytes a line: each export is 65 to 75 MB
@@ -23,10 +23,10 @@ BOUND = 16 * 1024 * 1024
 
 
 def append_events(settings: Settings, count: int) -> None:
-    """Append ``count`` correctly chained events straight into the SQLite file, quickly."""
-    conn = sqlite3.connect(settings.sqlite_path, isolation_level=None, timeout=30)
+    """Append ``count`` correctly chained events straight into the store's tables, quickly."""
+    conn = settings_sql(settings)
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("BEGIN")
         seq, prev = conn.execute(
             "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
         ).fetchone()
@@ -58,10 +58,11 @@ def append_events(settings: Settings, count: int) -> None:
                     prev,
                 )
 
-        conn.executemany("INSERT INTO audit_events VALUES (?,?,?,?,?,?,?,?,?,?)", rows())
-        conn.execute("COMMIT")
+        conn.executemany("INSERT INTO audit_events VALUES (?,?,?,?,?,?,?,?,?,?)", list(rows()))
+        if settings.uses_postgres:  # the chain head the next batch appends after
+            conn.execute("UPDATE audit_head SET seq = ?, hash = ?, at = ?", (seq + count, prev, at))
     finally:
-        conn.close()
+        conn.execute("COMMIT")
 
 
 async def test_an_export_of_100000_events_streams_in_bounded_memory(axis: AxisHarness) -> None:

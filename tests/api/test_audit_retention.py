@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from axis import blobs, ids, timeutil, tokens
 from axis.config import Settings
 from axis.model import NewMessage
@@ -60,6 +62,7 @@ async def delivered(axis: AxisHarness, sender: TestAgency, recipient: TestAgency
     return str(sent["id"])
 
 
+@pytest.mark.sqlite_only  # large bodies as blob files
 async def test_purge_drops_old_closed_bodies_and_the_trail_still_verifies(
     axis: AxisHarness,
 ) -> None:
@@ -119,6 +122,7 @@ async def test_purge_drops_old_closed_bodies_and_the_trail_still_verifies(
     assert verdict["ok"] is True
 
 
+@pytest.mark.sqlite_only  # large bodies as blob files
 async def test_a_shared_blob_file_goes_only_with_its_last_user(axis: AxisHarness) -> None:
     """Two messages storing their body in one file: purging one keeps the file."""
     settings = axis.settings
@@ -163,6 +167,7 @@ async def test_a_shared_blob_file_goes_only_with_its_last_user(axis: AxisHarness
     assert not blob(settings, sha).exists()
 
 
+@pytest.mark.sqlite_only  # large bodies as blob files
 async def test_a_recently_reused_blob_file_waits_for_a_later_run(axis: AxisHarness) -> None:
     """A file purged or reused (touched by an intake) within the grace period is kept for
     now, and deleted by a later run once the grace period has passed."""

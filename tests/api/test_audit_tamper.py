@@ -1,12 +1,11 @@
-"""Tampering with the SQLite file behind the axis's back is caught, at the right event.
+"""Tampering with the store's tables behind the axis's back is caught, at the right event.
 
-Each test edits, deletes, inserts, reorders or truncates rows with plain ``sqlite3`` while the
+Each test edits, deletes, inserts, reorders or truncates rows with a plain connection while the
 axis runs, then asks both ``GET /v1/audit/verify`` and ``axis audit verify`` (exit 1).
 """
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from axis.audit import StoredEvent
 from axis.config import Settings
 from axis.jobs import make_checkpoint
 from tests.support.harness import AxisHarness
+from tests.support.rawsql import settings_sql
 
 ROOT = Path(__file__).resolve().parents[2]
 G22 = "000.00.00.G22"
@@ -30,27 +30,20 @@ COLUMNS = "seq, at, type, actor, message_id, document_id, from_id, to_id, detail
 
 
 def sql(settings: Settings, *statements: str | tuple[str, tuple[Any, ...]]) -> None:
-    """Run statements on the axis's SQLite file in one transaction, as an intruder would."""
-    conn = sqlite3.connect(settings.sqlite_path, isolation_level=None, timeout=30)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        for statement in statements:
-            text, args = statement if isinstance(statement, tuple) else (statement, ())
-            conn.execute(text, args)
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
+    """Run statements on the axis's tables in one transaction, as an intruder would."""
+    conn = settings_sql(settings)
+    conn.execute("BEGIN")
+    for statement in statements:
+        text, args = statement if isinstance(statement, tuple) else (statement, ())
+        conn.execute(text, args)
+    conn.execute("COMMIT")
 
 
 def rows(settings: Settings) -> list[StoredEvent]:
-    conn = sqlite3.connect(settings.sqlite_path)
-    try:
-        return [
-            StoredEvent(*r)
-            for r in conn.execute(f"SELECT {COLUMNS} FROM audit_events ORDER BY seq")
-        ]
-    finally:
-        conn.close()
+    conn = settings_sql(settings)
+    return [
+        StoredEvent(*r) for r in conn.execute(f"SELECT {COLUMNS} FROM audit_events ORDER BY seq")
+    ]
 
 
 def run_verify(settings: Settings, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -125,13 +118,8 @@ def edit_actor(settings: Settings) -> int:
 
 def edit_detail(settings: Settings) -> int:
     received = next(r for r in rows(settings) if r.type == "message_received")
-    sql(
-        settings,
-        (
-            "UPDATE audit_events SET detail = json_set(detail, '$.size', 1) WHERE seq = ?",
-            (received.seq,),
-        ),
-    )
+    edited = orjson.dumps({**received.detail, "size": 1}).decode()
+    sql(settings, ("UPDATE audit_events SET detail = ? WHERE seq = ?", (edited, received.seq)))
     return received.seq
 
 

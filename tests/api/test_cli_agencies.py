@@ -22,11 +22,12 @@ class Cli:
 
     def __init__(self, settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
         self.data = str(settings.data)
+        self.store = settings.store  # empty: SQLite in the data directory
         self.capsys = capsys
         self.capsys.readouterr()
 
     def __call__(self, *args: str, ok: bool = True) -> tuple[int, str, str]:
-        code = cli.main([*args, "--data", self.data])
+        code = cli.main([*args, "--data", self.data, "--store", self.store])
         out, err = self.capsys.readouterr()
         if ok:
             assert code == 0, err

@@ -16,11 +16,12 @@ H41 = "000.00.00.H41"
 
 def _writer_connection(axis: AxisHarness) -> sqlite3.Connection:
     """The SQLite writer's connection: the test caps its size to stand in for a full disk."""
-    conn = axis.store.backend._writer._conn  # type: ignore[attr-defined]
+    conn = axis.store.backend.writer._conn  # type: ignore[attr-defined]
     assert isinstance(conn, sqlite3.Connection)
     return conn
 
 
+@pytest.mark.sqlite_only  # SQLite's own file filling up
 async def test_a_full_store_answers_503_and_keeps_what_it_had(axis: AxisHarness) -> None:
     """When the store is full a send is 503 unavailable; after space returns it is accepted."""
     sender = await axis.register(G22)
@@ -56,6 +57,7 @@ async def test_a_full_store_answers_503_and_keeps_what_it_had(axis: AxisHarness)
     [(("tmp_dir", "blob_dir"), 1_500_000), (("blob_dir",), 400_000)],
     ids=["spooled", "kept-as-blob"],
 )
+@pytest.mark.sqlite_only  # SQLite's own file filling up
 async def test_a_data_directory_that_refuses_files_answers_503(
     axis: AxisHarness, blocked: tuple[str, ...], size: int
 ) -> None:

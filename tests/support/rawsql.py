@@ -17,8 +17,16 @@ from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
+from axis.config import Settings
 from axis.store.ops import AxisStore
-from axis.store.postgres.backend import PostgresBackend, Target, qmarks, rowcount, server_settings
+from axis.store.postgres.backend import (
+    PostgresBackend,
+    Target,
+    parse_url,
+    qmarks,
+    rowcount,
+    server_settings,
+)
 from axis.store.protocol import Store
 from axis.store.sqlite.backend import SqliteBackend
 
@@ -37,6 +45,8 @@ class Rows(Protocol):
 
 class Peek(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any: ...
 
     def close(self) -> None: ...
 
@@ -80,6 +90,9 @@ class SyncSql:
         status = self._call(self._conn.execute(text, *params))
         return _Rows([], rowcount(status))
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._call(self._conn.executemany(qmarks(sql), rows))
+
     def commit(self) -> None:
         """Every statement commits by itself (as SQLite's autocommit connection does)."""
 
@@ -91,21 +104,28 @@ class SyncSql:
         self._loop.close()
 
 
-_open: dict[int, Peek] = {}
+_open: dict[Any, Peek] = {}
 
 
 def raw_sql(store: Store) -> Peek:
     """A connection on the tables of ``store`` (kept until ``close_all``)."""
     assert isinstance(store, AxisStore)
-    peek = _open.get(id(store))
+    backend = store.backend
+    assert isinstance(backend, PostgresBackend | SqliteBackend)
+    return settings_sql(backend.settings)
+
+
+def settings_sql(settings: Settings) -> Peek:
+    """A connection on the tables of the store ``settings`` name, as an intruder would have:
+    SQLite's file, or the PostgreSQL schema (kept until ``close_all``)."""
+    key = (str(settings.data), settings.store)
+    peek = _open.get(key)
     if peek is None:
-        backend = store.backend
-        if isinstance(backend, PostgresBackend):
-            peek = SyncSql(backend.target)
+        if settings.uses_postgres:
+            peek = SyncSql(parse_url(settings.store))
         else:
-            assert isinstance(backend, SqliteBackend)
-            peek = sqlite3.connect(backend.settings.sqlite_path, isolation_level=None)
-        _open[id(store)] = peek
+            peek = sqlite3.connect(settings.sqlite_path, isolation_level=None, timeout=30)
+        _open[key] = peek
     return peek
 
 

@@ -17,7 +17,8 @@ from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from typing import Any
 
-from axis import audit, cursor, log, timeutil
+from axis import audit, log, timeutil
+from axis import cursor as cursors
 from axis.audit import Anchor, Checkpoint, Event, StoredEvent, Verdict
 from axis.model import AuditFilter, EventType, Page, PurgeReport
 from axis.store.backend import Reader, Row, Tx
@@ -132,7 +133,7 @@ class AuditOps(OpsBase):
     async def audit_events(
         self, where: AuditFilter, *, cursor: str | None, limit: int
     ) -> Page[StoredEvent]:
-        after = _after(cursor) or 0
+        after = cursors.after_number(cursor) or 0
         async with self._b.long_reads() as reader:
             items, next_after = await page_after(reader, where, after, limit, SCAN_WINDOW)
         return Page(items, _cursor(next_after))
@@ -218,7 +219,7 @@ class AuditOps(OpsBase):
         return await self._b.write(op)
 
     async def checkpoints(self, *, cursor: str | None, limit: int) -> Page[Checkpoint]:
-        after = _after(cursor) or 0
+        after = cursors.after_number(cursor) or 0
         rows = await self._b.read.all("checkpoints_page", after, limit + 1)
         items = [Checkpoint(r[0], r[1], r[2], bytes(r[3])) for r in rows[:limit]]
         return Page(items, _cursor(items[-1].seq) if len(rows) > limit else None)
@@ -352,9 +353,5 @@ class AuditOps(OpsBase):
         return op
 
 
-def _after(value: str | None) -> int | None:
-    return cursor.after_number(value)
-
-
 def _cursor(position: int | None) -> str | None:
-    return cursor.encode(position) if position is not None else None
+    return cursors.encode(position) if position is not None else None

@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from axis import cursor, lifecycle, timeutil
+from axis import cursor as cursors
+from axis import lifecycle, timeutil
 from axis.audit import Event
 from axis.errors import DuplicateConflict, StoreError
 from axis.model import (
@@ -261,7 +262,7 @@ class MessageOps(OpsBase):
         conditions: list[str] = []
         args: list[Any] = [from_id]
         for name, value in (
-            ("outbox_before", _after(cursor)),
+            ("outbox_before", cursors.after_number(cursor)),
             ("outbox_since", since and timeutil.fmt(since)),
             ("outbox_until", until and timeutil.fmt(until)),
             ("outbox_document", document_id),
@@ -278,7 +279,7 @@ class MessageOps(OpsBase):
     async def inbox(
         self, organ_id: str, *, kind: MessageKind | None, cursor: str | None, limit: int
     ) -> Page[InboxItem]:
-        after = _after(cursor) or 0
+        after = cursors.after_number(cursor) or 0
         if kind is None:
             rows = await self._b.read.all("inbox_page", organ_id, after, limit + 1)
         else:
@@ -364,7 +365,3 @@ class MessageOps(OpsBase):
             return Acked(delivery_id, target, tx.at)
 
         return await self._b.write(op)
-
-
-def _after(value: str | None) -> int | None:
-    return cursor.after_number(value)

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from axis import cursor, ids, timeutil
+from axis import cursor as cursors
+from axis import ids, timeutil
 from axis.errors import DuplicateConflict
 from axis.model import (
     CLOSED_STATES,
@@ -213,7 +214,7 @@ class PushOps(OpsBase):
         limit: int,
     ) -> Page[DeliveryView]:
         conditions = []
-        args: list[Any] = [_after(cursor) or 0]
+        args: list[Any] = [cursors.after_number(cursor) or 0]
         if state is not None:
             conditions.append("deliveries_state")
             args.append(state)
@@ -246,7 +247,3 @@ class PushOps(OpsBase):
         if await self._b.write(op) is None:
             return None
         return await self.delivery(delivery_id)
-
-
-def _after(value: str | None) -> int | None:
-    return cursor.after_number(value)

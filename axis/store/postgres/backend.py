@@ -56,8 +56,7 @@ from axis.audit import Event
 from axis.config import Settings
 from axis.errors import StoreError
 from axis.model import DeliveryState, NewMessage
-from axis.store.backend import EventSwitch, Op, Queries, QueryKey, Row, Tx
-from axis.store.mail import MailWaiting
+from axis.store.backend import BackendBase, EventSwitch, Op, Queries, QueryKey, Row, Tx
 from axis.store.ops.messages import message_columns
 
 T = TypeVar("T")
@@ -578,7 +577,7 @@ async def _keep_session(_conn: Any) -> None:
     """A pool connection goes back as it is (asyncpg still rolls back an open transaction)."""
 
 
-class PostgresBackend(MailWaiting):
+class PostgresBackend(BackendBase):
     """A PostgreSQL database shared by every node: pool, writer, LISTEN, parts."""
 
     dialect = DIALECT
@@ -649,12 +648,6 @@ class PostgresBackend(MailWaiting):
             with contextlib.suppress(*LOST, asyncpg.PostgresError, TimeoutError):
                 await asyncio.wait_for(self._pool.close(), 10)
         self._release_waiters()
-
-    @property
-    def read(self) -> PgReader:
-        if self._reader is None:
-            raise StoreError("the store is not open")
-        return self._reader
 
     @contextlib.asynccontextmanager
     async def long_reads(self) -> AsyncIterator[PgReader]:
@@ -846,13 +839,6 @@ class PostgresBackend(MailWaiting):
                     conn.terminate()
 
     # ----------------------------------------------------------------- the rest
-
-    def stats(self) -> dict[str, float]:
-        writer = self.writer
-        return {
-            "axis_store_commits_total": float(writer.batches if writer else 0),
-            "axis_store_writes_total": float(writer.writes if writer else 0),
-        }
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -41,8 +41,7 @@ from axis.audit import Event
 from axis.config import Settings
 from axis.errors import StoreError
 from axis.model import DeliveryState, NewMessage
-from axis.store.backend import EventSwitch, Op, Queries, QueryKey, Row, Tx
-from axis.store.mail import MailWaiting
+from axis.store.backend import BackendBase, EventSwitch, Op, Queries, QueryKey, Row, Tx
 from axis.store.ops.messages import message_columns
 
 T = TypeVar("T")
@@ -301,7 +300,7 @@ class GroupWriter:
                 future.set_exception(value)
 
 
-class SqliteBackend(MailWaiting):
+class SqliteBackend(BackendBase):
     """One SQLite file in the data directory: the group writer, the readers, the blobs."""
 
     dialect = DIALECT
@@ -310,8 +309,8 @@ class SqliteBackend(MailWaiting):
         self.settings = settings
         self._path = settings.sqlite_path
         self._queries = Queries(DIALECT)
-        self._writer: GroupWriter | None = None
-        self._read: SqliteReader | None = None
+        self.writer: GroupWriter | None = None
+        self._reader: SqliteReader | None = None
         self._conn: sqlite3.Connection | None = None
         self._watch: asyncio.Task[None] | None = None
         self._init_mail()
@@ -321,15 +320,15 @@ class SqliteBackend(MailWaiting):
     async def open(self) -> None:
         self.settings.data.mkdir(parents=True, exist_ok=True)
         self._conn = connect(self._path)
-        self._read = SqliteReader(self._conn, self._queries)
-        self._writer = GroupWriter(
+        self._reader = SqliteReader(self._conn, self._queries)
+        self.writer = GroupWriter(
             self._path,
             self._queries,
             self.settings.group_commit_max,
             self._wake,
             audit=self.settings.audit_events,
         )
-        self._writer.start()
+        self.writer.start()
         self._watch = asyncio.create_task(self._watch_other_processes())
 
     async def close(self) -> None:
@@ -337,17 +336,11 @@ class SqliteBackend(MailWaiting):
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
-        if self._writer is not None:
-            await self._writer.stop()
+        if self.writer is not None:
+            await self.writer.stop()
         if self._conn is not None:
             self._conn.close()
         self._release_waiters()
-
-    @property
-    def read(self) -> SqliteReader:
-        if self._read is None:
-            raise StoreError("the store is not open")
-        return self._read
 
     @contextlib.asynccontextmanager
     async def long_reads(self) -> AsyncIterator[LongReader]:
@@ -366,9 +359,9 @@ class SqliteBackend(MailWaiting):
             await conn.close()
 
     def write(self, op: Op[T], *, message: NewMessage | None = None) -> Awaitable[T]:
-        if self._writer is None:
+        if self.writer is None:
             raise StoreError("the store is not open")
-        return self._writer.submit(op)
+        return self.writer.submit(op)
 
     # ----------------------------------------------------------------- schema
 
@@ -467,13 +460,6 @@ class SqliteBackend(MailWaiting):
         return deleted
 
     # ----------------------------------------------------------------- the rest
-
-    def stats(self) -> dict[str, float]:
-        writer = self._writer
-        return {
-            "axis_store_commits_total": float(writer.batches if writer else 0),
-            "axis_store_writes_total": float(writer.writes if writer else 0),
-        }
 
     def describe(self) -> dict[str, Any]:
         return {"store": "sqlite", "path": str(self._path), "where": str(self._path)}
