@@ -36,6 +36,7 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "OPERATIONS",
     "VIETNAM",
+    "AgencyRegistration",
     "BodyDigest",
     "HashFileMismatch",
     "Operation",
@@ -44,9 +45,15 @@ __all__ = [
     "StoredBody",
     "SystemUnauthorized",
     "UnknownSender",
+    "UpdateStatus",
+    "canonical",
+    "format_timestamp",
     "hash_file_matches",
     "hmac_hex",
+    "is_system_id",
+    "parse_date_param",
     "parse_headers",
+    "parse_registration",
     "parse_timestamp",
     "parse_to",
     "read_params",
@@ -71,6 +78,7 @@ MAX_VALUE_CHARS = 2048  # a filePath may be long; nothing legitimate comes near 
 MAX_PAGE_SIZE = 1000
 VIETNAM = timezone(timedelta(hours=7), "ICT")
 
+_SYSTEM_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HASH_FILE = re.compile(r"[0-9a-fA-F]{32,64}")  # 32 bytes, each rendered in 1 or 2 digits
 _DOC_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -271,20 +279,24 @@ def parse_headers(headers: Iterable[tuple[str, str]]) -> SignedRequest:
             "XroadVnpt-sign-header: names no XroadVnpt-systemid; set systemid in the SDK's"
             " configuration"
         )
+    if not is_system_id(systemid):
+        raise SystemUnauthorized(f"XroadVnpt-systemid: {_show(systemid)} names no system")
     return SignedRequest(systemid, raw, request.hash_header, signed, tuple(plain), key)
+
+
+def is_system_id(text: str) -> bool:
+    """Whether ``text`` is a well-formed system id: 1–64 of ``A-Z a-z 0-9 . _ -``."""
+    return _SYSTEM_ID.fullmatch(text) is not None
 
 
 def _signed_members(text: str) -> tuple[tuple[str, str], ...]:
     """The signed JSON's members, prefix removed; refuses what Gson would never write."""
 
-    def pairs(items: list[tuple[str, object]]) -> list[tuple[str, object]]:
-        return items
-
     try:
-        parsed = json.loads(text, object_pairs_hook=pairs, parse_constant=_no_constant)
+        parsed = json.loads(text, object_pairs_hook=_Members, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         raise InvalidRequest(f"XroadVnpt-sign-header: not JSON ({exc})") from None
-    if not isinstance(parsed, list):  # the hook turns every object into a list of pairs
+    if not isinstance(parsed, _Members):
         raise InvalidRequest("XroadVnpt-sign-header: not a JSON object")
     if len(parsed) > MAX_SIGNED_KEYS:
         raise InvalidRequest(f"XroadVnpt-sign-header: more than {MAX_SIGNED_KEYS} members")
@@ -310,6 +322,10 @@ def _signed_members(text: str) -> tuple[tuple[str, str], ...]:
         seen[folded] = value
         members.append((short, value))
     return tuple(members)
+
+
+class _Members(list[tuple[str, object]]):
+    """A JSON object's members in order, duplicates kept (a dict would hide them)."""
 
 
 def _no_constant(name: str) -> object:
@@ -719,3 +735,62 @@ def strip_sdk_crlf(body: bytes, hash_file: str) -> bytes:
     digest = BodyDigest()
     digest.update(body)
     return body[: stored_body(hash_file, digest).size]
+
+
+# ---------------------------------------------------------------- registerAgency's body
+
+MAX_REGISTRATION_BYTES = 16 * 1024
+_REGISTRATION_LIMITS = {"id": 64, "name": 200, "mail": 100, "mobile": 20, "fax": 20}
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyRegistration:
+    """``registerAgency``'s body: ``code`` to be registered under ``pcode``. Empty optional
+    members are None (VNPT's example sends ``"id":""``)."""
+
+    code: str
+    pcode: str
+    name: str
+    mail: str | None
+    mobile: str | None
+    fax: str | None
+    id: str | None
+
+
+def parse_registration(body: bytes) -> AgencyRegistration:
+    """Read ``registerAgency``'s JSON body; the HMAC does not cover it, so it is read as
+    hostile. Raises :class:`~axis.errors.InvalidRequest` (30) for malformed JSON (VNPT's own
+    example sends some), a missing or malformed ``code``/``pcode``/``name``, non-string
+    values, codes not in the registrable form. Whether ``code`` descends from ``pcode`` is the
+    caller's check (``pcode in codes.ancestors(code)``): the captured example registers
+    ``000.00.99.T01`` under ``000.00.00.G22``, which the code rules do not make a descendant."""
+    if len(body) > MAX_REGISTRATION_BYTES:
+        raise InvalidRequest(f"registerAgency: the body is larger than {MAX_REGISTRATION_BYTES}")
+    try:
+        parsed = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InvalidRequest(
+            f"registerAgency: the body is not JSON ({exc}); send"
+            ' {"id","pcode","code","name","mail","mobile","fax"} with double-quoted strings'
+        ) from None
+    if not isinstance(parsed, dict):
+        raise InvalidRequest("registerAgency: the body is not a JSON object")
+    values: dict[str, str | None] = {}
+    for member in ("code", "pcode", "name", "mail", "mobile", "fax", "id"):
+        raw = parsed.get(member)
+        if raw is not None and not isinstance(raw, str):
+            raise InvalidRequest(f"registerAgency: {member} is not a string")
+        value = raw.strip() if raw else ""
+        limit = _REGISTRATION_LIMITS.get(member)
+        if limit is not None and len(value) > limit:
+            raise InvalidRequest(f"registerAgency: {member} is longer than {limit} characters")
+        values[member] = value or None
+    code, pcode, name = values["code"], values["pcode"], values["name"]
+    if code is None or pcode is None or name is None:
+        missing = [k for k in ("code", "pcode", "name") if values[k] is None]
+        raise InvalidRequest(f"registerAgency: {', '.join(missing)} missing")
+    codes.check_registrable(code, field="registerAgency: code")
+    codes.check_registrable(pcode, field="registerAgency: pcode")
+    return AgencyRegistration(
+        code, pcode, name, values["mail"], values["mobile"], values["fax"], values["id"]
+    )

@@ -11,8 +11,9 @@ field at fault), then what to do. Times are ``yyyy-MM-dd HH:mm:ss`` in Vietnam t
 
 Serialising: ``json.dumps(ensure_ascii=True)``. orjson cannot escape non-ASCII, and escaping its
 output afterwards is either wrong (``backslashreplace`` writes ``\\U0001f600``, which is not
-JSON) or slower than the standard encoder; the standard one takes about 2 ms for a
-1,000-item inbox page (240 KB), against 0.1 ms for orjson's unescaped bytes.
+JSON) or slower than the standard encoder (a correct error handler: 8 ms); the standard one
+takes about 2.5 ms for a 1,000-item inbox page of 240 KB, nulls left out, against 0.1 ms for
+orjson's unescaped bytes.
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ FAULTS: Mapping[str, Fault] = {
         "30",
         400,
         "Phương thức HTTP không đúng cho thao tác này",
-        "downloadEdoc dùng GET, các thao tác khác dùng POST.",
+        "Gọi downloadEdoc bằng GET, các thao tác khác bằng POST.",
     ),
 }
 """Every problem code the axis answers with, by code. An unknown code answers as
@@ -248,15 +249,27 @@ def encode(members: Mapping[str, object]) -> bytes:
     """ASCII-only compact JSON; members that are None are left out at every depth (a list
     item holding ``null`` loses the SDK the whole list)."""
     return json.dumps(
-        _drop_nulls(members), ensure_ascii=True, separators=(",", ":"), allow_nan=False
+        _drop_nulls(dict(members)), ensure_ascii=True, separators=(",", ":"), allow_nan=False
     ).encode("ascii")
 
 
+_NESTED = (dict, list, tuple)
+
+
 def _drop_nulls(value: object) -> object:
-    if isinstance(value, Mapping):
-        return {str(k): _drop_nulls(v) for k, v in value.items() if v is not None}
+    # scalars are not passed down again: a 1,000-item page costs one call per item, not per member
+    if isinstance(value, dict):
+        return {
+            k: _drop_nulls(v) if isinstance(v, _NESTED) else v
+            for k, v in value.items()
+            if v is not None
+        }
     if isinstance(value, list | tuple):
-        return [_drop_nulls(item) for item in value if item is not None]
+        return [
+            _drop_nulls(item) if isinstance(item, _NESTED) else item
+            for item in value
+            if item is not None
+        ]
     return value
 
 
@@ -329,8 +342,11 @@ def vn_time(value: str | datetime | None) -> str | None:
     None stays None (and the member is then left out of the answer)."""
     if value is None:
         return None
-    when = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return when.astimezone(VIETNAM).strftime("%Y-%m-%d %H:%M:%S")
+    when = (datetime.fromisoformat(value) if isinstance(value, str) else value).astimezone(VIETNAM)
+    return (
+        f"{when.year:04d}-{when.month:02d}-{when.day:02d}"
+        f" {when.hour:02d}:{when.minute:02d}:{when.second:02d}"
+    )
 
 
 STATUS_CODES: Mapping[str, str] = {

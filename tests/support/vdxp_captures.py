@@ -121,6 +121,7 @@ class Recorder:
     answer: bytes = b'{"status":"OK","ErrorCode":"0","ErrorDesc":"Success","DocId":"x"}'
     requests: list[Recorded] = field(default_factory=list)
     drop_next: int = 0
+    close_after_answer: bool = False  # as a server closing idle keep-alive connections
     port: int = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -153,6 +154,8 @@ class Recorder:
                     + self.answer
                 )
                 await writer.drain()
+                if self.close_after_answer:
+                    return
         finally:
             writer.close()
 
