@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Literal, TypeVar
 
 from axis import codes
-from axis.errors import AxisError, InvalidRequest
+from axis.errors import HashFileMismatch, InvalidRequest, SystemUnauthorized, UnknownSender
 from axis.model import MessageKind
 
 __all__ = [
@@ -90,36 +90,6 @@ _STATUSES: Mapping[str, UpdateStatus] = {"processing": "processing", "done": "do
 _LEVELS: Mapping[str, int] = {"1": 1, "2": 2, "3": 3, "4": 4}
 
 
-class SystemUnauthorized(AxisError):
-    """The request does not prove it comes from an active connected system (ErrorCode 15)."""
-
-    code = "unauthorized"
-    status = 401
-    title = "Unknown or disabled system, or the HMAC does not hold"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        # RFC 9110 §11.6.1: a 401 names the scheme it wants
-        self.headers["WWW-Authenticate"] = 'XroadVnpt-HMAC realm="vxp"'
-
-
-class HashFileMismatch(AxisError):
-    """``sendEdoc``'s body matches its signed ``hash-file`` neither with nor without the
-    SDK's trailing CRLF (ErrorCode 10)."""
-
-    code = "hash_mismatch"
-    status = 400
-    title = "The body does not match the signed hash-file"
-
-
-class UnknownSender(AxisError):
-    """The ``from`` code a system sends as is not a registered agency (ErrorCode 19)."""
-
-    code = "unknown_sender"
-    status = 422
-    title = "The sending agency is not registered"
-
-
 def _show(value: str) -> str:
     if len(value) > _SHOWN:
         return repr(value[:_SHOWN]) + f"… ({len(value)} characters)"
@@ -153,6 +123,7 @@ class Operation:
     answers_doc_id: bool = False  # sendEdoc: ``DocId`` on every answer, "" on failure
     empty_failure: bool = False  # downloadEdoc: a failure is an empty body
     paged: bool = False  # reads pageSize/pageIndex
+    needs_register: bool = False  # only for a system with ``register`` (its body is unsigned)
 
 
 _LIST = ("to", "fromDate", "toDate", "pageSize", "pageIndex")
@@ -193,8 +164,14 @@ OPERATIONS: Mapping[str, Operation] = {
         Operation("getAgenciesList", "POST"),
         Operation("getAgenciesListQD20", "POST", reads=("level",), required=("level",)),
         Operation("getSynchronizeUnit", "POST"),
-        Operation("registerAgency", "POST", body="json"),
-        Operation("deleteAgency", "POST", reads=("AgencyCode",), required=("AgencyCode",)),
+        Operation("registerAgency", "POST", body="json", needs_register=True),
+        Operation(
+            "deleteAgency",
+            "POST",
+            reads=("AgencyCode",),
+            required=("AgencyCode",),
+            needs_register=True,
+        ),
     )
 }
 """The 13 operations by name (as in the path, case-sensitive as the SDK writes them)."""
@@ -225,6 +202,11 @@ class SignedRequest:
             if key.casefold() == folded:
                 return value
         return None
+
+    @property
+    def text(self) -> str:
+        """The sign-header as aiohttp gave it (undecodable bytes as lone surrogates)."""
+        return self.sign_header.decode("utf-8", "surrogateescape")
 
     @property
     def utf8(self) -> bool:

@@ -164,6 +164,12 @@ FAULTS: Mapping[str, Fault] = {
         "Trục liên thông gặp lỗi nội bộ",
         "Thử lại sau ít phút; nếu vẫn lỗi, báo quản trị viên trục kèm nội dung thông báo này.",
     ),
+    "not_ready": Fault(
+        "20",
+        503,
+        "Trục liên thông đang khởi động hoặc chưa sẵn sàng",
+        "Thử lại sau ít phút.",
+    ),
     "recipient_unavailable": Fault(
         "23",
         422,
