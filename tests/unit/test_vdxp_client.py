@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import random
 
 import pytest
@@ -180,3 +181,37 @@ def test_answers_the_sdk_would_misread_are_caught(
     """Each way an answer breaks the real SDK is a ContractViolation in our tests."""
     with pytest.raises(ContractViolation, match=match):
         check_answer(operation, Response(status, "", [], body))
+
+
+async def test_chunked_and_gzipped_answers_are_read() -> None:
+    """An answer streamed in chunks, or gzip-encoded (the client accepts gzip as the SDK's
+    HttpClient does), reads the same."""
+    body = b'{"status":"OK","ErrorCode":"0","ErrorDesc":"x","count":7}'
+    gz = gzip.compress(body)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for framing in ("chunked", "gzip"):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await reader.readexactly(2)  # the {} body
+            if framing == "chunked":
+                parts = [body[:10], body[10:]]
+                chunks = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+                head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                writer.write(head + chunks)
+            else:
+                head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+                writer.write(head % len(gz) + gz)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with VdxpClient("127.0.0.1", port, systemid=SYSTEMID, secret=SECRET) as c:
+            assert (await c.countReceiveEdoc())["count"] == 7
+            assert (await c.countReceiveEdoc())["count"] == 7
+            assert c.connections_opened == 1
+    finally:
+        server.close()
+        await server.wait_closed()
