@@ -179,6 +179,37 @@ class RateLimited(AxisError):
         self.headers["Retry-After"] = retry_after_header(retry_after)
 
 
+class SystemUnauthorized(AxisError):
+    """A /vxp request does not prove it comes from an active connected system (VDXP
+    ErrorCode 15): no signature, an unknown or disabled system, an HMAC that does not hold."""
+
+    code = "unauthorized"
+    status = 401
+    title = "Unknown or disabled system, or the HMAC does not hold"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        # RFC 9110 §11.6.1: a 401 names the scheme it wants
+        self.headers["WWW-Authenticate"] = 'XroadVnpt-HMAC realm="vxp"'
+
+
+class HashFileMismatch(AxisError):
+    """``sendEdoc``'s body matches its signed ``hash-file`` neither with nor without the
+    SDK's trailing CRLF (ErrorCode 10)."""
+
+    code = "hash_mismatch"
+    status = 400
+    title = "The body does not match the signed hash-file"
+
+
+class UnknownSender(AxisError):
+    """The ``from`` code a system sends as is not a registered agency (ErrorCode 19)."""
+
+    code = "unknown_sender"
+    status = 422
+    title = "The sending agency is not registered"
+
+
 class StoreError(Exception):
     """A backend failure (disk full, engine gone): never the client's fault, answered 503."""
 
