@@ -103,6 +103,7 @@ class Edoc:
     subject: str
     priority: int | None
     response_for: tuple[ResponseFor, ...]
+    notation: str | None = None  # "CodeNumber/CodeNotation" (số/ký hiệu), as clerks cite it
     kind: Literal["edoc"] = "edoc"
 
 
@@ -605,6 +606,9 @@ def _edoc(tree: etree._ElementTree, envelope: etree._Element) -> Edoc:
 
     business_type, replaced_ids = _business(envelope)
     priority = _optional(_child(_one(fields, "OtherInfo"), "Priority"))
+    code = _one(fields, "Code")
+    parts = [_optional(_child(code, "CodeNumber")), _optional(_child(code, "CodeNotation"))]
+    notation = "/".join(p for p in parts if p) or None
     _check_manifest(tree, envelope)
     return Edoc(
         from_id=_required_text(_one(fields, "From"), "OrganId"),
@@ -614,6 +618,7 @@ def _edoc(tree: etree._ElementTree, envelope: etree._Element) -> Edoc:
         replaced_ids=replaced_ids,
         subject=_text(fields["Subject"][0]),
         priority=None if priority is None else int(priority),
+        notation=notation,
         response_for=tuple(
             answered
             for answered in map(_response_for, fields.get("ResponseFor", ()))

@@ -15,7 +15,16 @@ from pathlib import Path
 from axis import blobs, edxml, ids, lifecycle, log, routing, signing, timeutil
 from axis.config import Settings
 from axis.errors import NotAParty, SenderMismatch, UnknownDocument
-from axis.model import AcceptResult, Body, DocumentInfo, Link, NewMessage, NewStatus, Principal
+from axis.model import (
+    AcceptResult,
+    AuthenticatedBy,
+    Body,
+    DocumentInfo,
+    Link,
+    NewMessage,
+    NewStatus,
+    Principal,
+)
 from axis.registry import Registry
 from axis.store.protocol import Store
 
@@ -29,10 +38,22 @@ OFFLOAD_C14N_COST = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """A package that passed parsing, schema, sender and signature checks."""
+    """A package that passed parsing, schema, sender and signature checks.
+
+    ``signer`` is None for a package without XML-DSig signature from a connected system
+    whose setting is ``signature: optional``: its HMAC vouched for it instead.
+    """
 
     parsed: edxml.Parsed
-    signer: signing.Signer
+    signer: signing.Signer | None
+
+    @property
+    def authenticated_by(self) -> AuthenticatedBy:
+        return "signature" if self.signer is not None else "system"
+
+    @property
+    def signer_sha256(self) -> str | None:
+        return self.signer.certificate_sha256 if self.signer is not None else None
 
 
 def parse(body: Body, principal: Principal, expect: str) -> edxml.Parsed:
@@ -67,7 +88,14 @@ def _parse_and_verify(body: Body, principal: Principal, registry: Registry, expe
 
 
 def verify(parsed: edxml.Parsed, principal: Principal, registry: Registry) -> Checked:
-    """The signature policy for the parsed package of ``principal``'s agency."""
+    """The signature policy for the parsed package of ``principal``'s agency.
+
+    A connected system with ``signature: optional`` may send a package that carries no
+    XML-DSig signature (field software built on VNPT's EdXML102 cannot sign); one that
+    carries one is verified as always.
+    """
+    if principal.signature_optional and not signing.carries_dsig(parsed.tree):
+        return Checked(parsed, None)
     from_id = parsed.packet.from_id
     agency = registry.get(from_id)
     trusted = [c.cert for c in agency.certificates] if agency else []
@@ -119,8 +147,12 @@ class Intake:
             delivery_ids=delivery_ids,
             actor=principal.actor,
             replaced_ids=packet.replaced_ids,
-            signer_sha256=checked.signer.certificate_sha256,
+            signer_sha256=checked.signer_sha256,
             links=links,
+            authenticated_by=checked.authenticated_by,
+            system_id=principal.system,
+            subject=packet.subject,
+            notation=packet.notation,
         )
         result = await self._store.accept(message)
         if result.created:
@@ -131,6 +163,8 @@ class Intake:
                 from_id=message.from_id,
                 recipients=list(delivery_ids),
                 size=message.size,
+                authenticated_by=message.authenticated_by,
+                system=message.system_id,
             )
         return result
 
@@ -201,7 +235,9 @@ class Intake:
             routes=routes,
             delivery_ids={r: ids.new_id("dlv") for r in routing.distinct_recipients(routes)},
             actor=principal.actor,
-            signer_sha256=checked.signer.certificate_sha256,
+            signer_sha256=checked.signer_sha256,
+            authenticated_by=checked.authenticated_by,
+            system_id=principal.system,
             statuses=tuple(
                 NewStatus(doc.from_id, doc.document_id, party, packet.status_code, at)
                 for party in parties

@@ -19,6 +19,9 @@ T = TypeVar("T")
 Role = Literal["agency", "admin", "auditor"]
 MessageKind = Literal["edoc", "status"]
 AckResult = Literal["done", "fail"]
+# what vouched for a message: its XML-DSig signature, or the connected system's HMAC (a
+# system with ``signature: optional`` sending a package that carries no XML-DSig signature)
+AuthenticatedBy = Literal["signature", "system"]
 Outcome = Literal["added", "changed", "unchanged"]
 
 
@@ -62,6 +65,13 @@ class EventType(StrEnum):
     CHECKPOINT = "checkpoint"
     BODY_PURGED = "body_purged"
     AXIS_KEY_ROTATED = "axis_key_rotated"
+    DELIVERY_PROCESSING = "delivery_processing"  # the recipient said it is working on it
+    SYSTEM_REGISTERED = "system_registered"  # a connected system (VDXP) was added
+    SYSTEM_CHANGED = "system_changed"
+    SYSTEM_DISABLED = "system_disabled"
+    SYSTEM_SECRET_ROTATED = "system_secret_rotated"  # noqa: S105 (an event name)
+    # the previous secret stopped working
+    SYSTEM_SECRET_RETIRED = "system_secret_retired"  # noqa: S105
 
 
 EVENT_TYPES: tuple[str, ...] = tuple(EventType)
@@ -84,15 +94,20 @@ class Body:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who a bearer token speaks for."""
+    """Who a request speaks for: a bearer token's owner, or a connected system acting for
+    one of the agencies it serves (``system`` set; ``token_id`` is then the system's id)."""
 
     token_id: str
     role: Role
     organ_id: str | None
+    system: str | None = None
+    signature_optional: bool = False  # the system may send packages without XML-DSig
 
     @property
     def actor(self) -> str:
         """How audit events name this principal."""
+        if self.system is not None:
+            return f"system:{self.system}"
         return (
             f"agency:{self.organ_id}" if self.role == "agency" else f"{self.role}:{self.token_id}"
         )
@@ -159,6 +174,10 @@ class NewMessage:
     signer_sha256: str | None = None
     statuses: tuple[NewStatus, ...] = ()
     links: tuple[Link, ...] = ()
+    authenticated_by: AuthenticatedBy = "signature"
+    system_id: str | None = None  # the connected system it came through (VDXP)
+    subject: str | None = None  # MessageHeader/Subject of a document
+    notation: str | None = None  # CodeNumber/CodeNotation of a document
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +234,10 @@ class MessageRecord:
     recipients: tuple[RecipientView, ...]
     refers_to: tuple[LinkView, ...] = ()
     referred_by: tuple[LinkView, ...] = ()
+    authenticated_by: AuthenticatedBy = "signature"
+    system_id: str | None = None
+    subject: str | None = None
+    notation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +256,22 @@ class InboxItem:
     sha256: str
     size: int
     received_at: str
+    authenticated_by: AuthenticatedBy = "signature"
+    system_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An open delivery as a connected system lists it (VDXP ``getReceivedEdocList``)."""
+
+    message_id: str
+    kind: MessageKind
+    from_id: str
+    delivered_to: str
+    received_at: str
+    updated_at: str
+    state: str
+    processing: bool  # fetched, or the recipient said it is working on it
 
 
 @dataclass(frozen=True, slots=True)

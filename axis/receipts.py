@@ -36,6 +36,11 @@ def build(record: MessageRecord, *, axis_name: str) -> etree._Element:
     digest.set("algorithm", "sha-256")
     sub(root, "Size", str(record.size))
     sub(root, "ReceivedAt", record.received_at)
+    # what vouched for the bytes: the sender's XML-DSig signature, or the HMAC of the
+    # connected system they came through (a system whose packages need not be signed)
+    vouched = sub(root, "AuthenticatedBy", record.authenticated_by)
+    if record.system_id is not None:
+        vouched.set("system", record.system_id)
     recipients = sub(root, "Recipients")
     for r in record.recipients:
         element = sub(recipients, "Recipient")

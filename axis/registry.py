@@ -122,6 +122,11 @@ class Agency:
     confirmed: bool = True
     source: str | None = None
     certificates: tuple[Certificate, ...] = ()
+    # kept by the store, not described by administrators: a stable number for directories
+    # that want one (VDXP's ``id``), and the registry version and time of the last change
+    number: int | None = field(default=None, compare=False)
+    version: int = field(default=0, compare=False)
+    updated_at: str = field(default="", compare=False)
 
     def public_json(self) -> dict[str, Any]:
         """The directory entry every agency may read."""

@@ -11,13 +11,18 @@ import time
 
 from axis.registry import Registry
 from axis.store.protocol import Store
+from axis.systems import Systems
 
 
 class RegistryCache:
+    """The agencies and the connected systems, one snapshot of each, reloaded together (any
+    change to either bumps the registry version)."""
+
     def __init__(self, store: Store, max_age: float = 0.5) -> None:
         self._store = store
         self._max_age = max_age
         self._snapshot: Registry | None = None
+        self._systems = Systems()
         self._checked = 0.0
 
     async def current(self) -> Registry:
@@ -30,7 +35,13 @@ class RegistryCache:
                 return await self.reload()
         return self._snapshot
 
+    async def systems(self) -> Systems:
+        """The connected systems as of the current registry version."""
+        await self.current()
+        return self._systems
+
     async def reload(self) -> Registry:
+        self._systems = await self._store.systems()
         self._snapshot = await self._store.registry()
         self._checked = time.monotonic()
         return self._snapshot

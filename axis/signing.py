@@ -144,6 +144,13 @@ class Signer:
     signature_algorithm: str  # the SignatureMethod URI
 
 
+def carries_dsig(tree: etree._ElementTree) -> bool:
+    """Whether the package holds a Signature element in the XML-DSig namespace (filled in or
+    not). A connected system with ``signature: optional`` may send packages without one; a
+    package that has one is held to the policy whatever its system's setting."""
+    return next(tree.getroot().iter(_SIGNATURE), None) is not None
+
+
 def verify_package(
     tree: etree._ElementTree,
     *,

@@ -30,6 +30,7 @@ from axis.model import (
     MessageRecord,
     NewMessage,
     Page,
+    Pending,
     Principal,
     PurgeReport,
     PushJob,
@@ -38,6 +39,7 @@ from axis.model import (
     TokenInfo,
 )
 from axis.registry import Agency, Certificate, ExpiringCertificate, Registry
+from axis.systems import ConnectedSystem, Systems
 
 TOUCH_EVERY = timedelta(minutes=1)
 """A token's ``last_used_at`` is written at most this often: it is a hint, not a log."""
@@ -339,5 +341,63 @@ class AdminStore(Protocol):
         """``(organ_id, sha256)`` of the certificates already reported as expiring on ``day``."""
 
 
-class Store(CoreStore, AuditStore, PushStore, AdminStore, Protocol):
+class SystemStore(Protocol):
+    """Connected systems (VDXP): their description, listed codes and sealed secrets, and the
+    reads a system's SDK calls need over every agency it serves."""
+
+    async def systems(self) -> Systems:
+        """A snapshot of every system with who serves which code (sealed secrets included)."""
+
+    async def system(self, system_id: str) -> ConnectedSystem | None: ...
+
+    async def add_system(
+        self, system: ConnectedSystem, sealed: str, *, actor: str
+    ) -> ConnectedSystem:
+        """Register a system with its first sealed secret; ``DuplicateConflict`` when the id
+        exists or a listed code is listed by another system; ``InvalidRequest`` for a code
+        that is not registered."""
+
+    async def put_system(self, system: ConnectedSystem, *, actor: str) -> ConnectedSystem:
+        """Replace the description (never the secret); ``NotFound`` when there is none."""
+
+    async def disable_system(self, system_id: str, *, actor: str) -> ConnectedSystem: ...
+
+    async def rotate_system_secret(
+        self, system_id: str, sealed: str, *, actor: str
+    ) -> ConnectedSystem:
+        """Set a new sealed secret; the previous one works until the new one is first used."""
+
+    async def retire_previous_secret(self, system_id: str, *, actor: str, reason: str) -> bool:
+        """The previous secret stops working; False when there was none."""
+
+    async def pending(
+        self,
+        organ_ids: Sequence[str],
+        *,
+        kind: MessageKind | None,
+        since: datetime | None,
+        until: datetime | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[Pending], int]:
+        """Open deliveries to any of ``organ_ids``, oldest first, a page by offset; and the
+        number of them in all."""
+
+    async def sent(
+        self,
+        from_ids: Sequence[str],
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        offset: int,
+        limit: int,
+    ) -> list[MessageRecord]:
+        """Messages sent by any of ``from_ids``, newest first, a page by offset."""
+
+    async def mark_processing(self, message_id: str, organ_id: str, *, actor: str) -> str:
+        """The recipient is working on it: recorded once; the delivery's state (LookupError
+        when ``organ_id`` is not a recipient)."""
+
+
+class Store(CoreStore, AuditStore, PushStore, AdminStore, SystemStore, Protocol):
     """Everything the axis keeps, as domain operations."""

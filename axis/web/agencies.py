@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -174,18 +175,9 @@ def visible_record(record: MessageRecord, who: Principal) -> MessageRecord | Non
     own = tuple(r for r in record.recipients if r.delivered_to == who.organ_id)
     if not own:
         return None
-    return MessageRecord(
-        id=record.id,
-        kind=record.kind,
-        from_id=record.from_id,
-        document_id=record.document_id,
-        business_type=record.business_type,
-        status_code=record.status_code,
-        sha256=record.sha256,
-        size=record.size,
-        received_at=record.received_at,
+    return replace(
+        record,
         recipients=own,
-        refers_to=record.refers_to,
         # other recipients' statuses are theirs and the sender's business
         referred_by=tuple(link for link in record.referred_by if link.kind == "edoc"),
     )
@@ -235,6 +227,8 @@ async def get_message(request: web.Request) -> web.Response:
         "referred_by": [_link_json(link) for link in referred_by],
         "business_type": record.business_type if record.kind == "edoc" else None,
         "status_code": record.status_code if record.kind == "status" else None,
+        "authenticated_by": record.authenticated_by,
+        "system": record.system_id,
     }
     return json_response(body)
 
@@ -290,6 +284,8 @@ async def get_inbox(request: web.Request) -> web.Response:
             "sha256": m.sha256,
             "size": m.size,
             "received_at": m.received_at,
+            "authenticated_by": m.authenticated_by,
+            "system": m.system_id,
         }
         for m in page.items
     ]

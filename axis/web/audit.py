@@ -75,6 +75,8 @@ async def message_trail(request: web.Request) -> web.Response:
             "sha256": record.sha256,
             "size": record.size,
             "received_at": record.received_at,
+            "authenticated_by": record.authenticated_by,
+            "system": record.system_id,
             "body_purged_at": await store.body_purged_at(message_id),
             "recipients": [
                 {

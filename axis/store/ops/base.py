@@ -55,4 +55,7 @@ def agency_from_row(row: Row, certificates: tuple[Certificate, ...]) -> Agency:
         confirmed=bool(row[9]),
         source=row[10],
         certificates=certificates,
+        number=row[11],
+        version=int(row[12]),
+        updated_at=row[13],
     )

@@ -10,6 +10,7 @@ nodes racing to insert either are settled by the same indexes.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +35,7 @@ from axis.model import (
     MessageRecord,
     NewMessage,
     Page,
+    Pending,
     RecipientView,
     StatusEntry,
 )
@@ -65,6 +67,8 @@ def accepted_events(message: NewMessage) -> list[Event]:
         "size": message.size,
         "business_type": message.business_type,
         "status_code": message.status_code,
+        "authenticated_by": message.authenticated_by,
+        "system": message.system_id,
     }
     events = [event(EventType.MESSAGE_RECEIVED, message.actor, None, received)]
     for route in message.routes:
@@ -107,6 +111,10 @@ def accepted_record(message: NewMessage) -> MessageRecord:
         size=message.size,
         received_at=message.received_at,
         recipients=recipients,
+        authenticated_by=message.authenticated_by,
+        system_id=message.system_id,
+        subject=message.subject,
+        notation=message.notation,
     )
 
 
@@ -127,13 +135,18 @@ def message_columns(message: NewMessage) -> tuple[Any, ...]:
         orjson.dumps([[r.organ_id, r.delivered_to] for r in message.routes]).decode(),
         orjson.dumps(list(message.replaced_ids)).decode() if message.replaced_ids else None,
         message.signer_sha256,
+        message.authenticated_by,
+        message.system_id,
+        message.subject,
+        message.notation,
     )
 
 
 def record_from(row: Row, around: list[Row]) -> MessageRecord:
     """A ``message_*`` row and its ``message_around`` rows (tagged ``d``eliveries,
     ``s``tatuses, links ``t``o and links ``b``ack) as the record every view shows."""
-    (mid, kind, from_id, document_id, btype, scode, sha, size, received_at, routes) = row
+    (mid, kind, from_id, document_id, btype, scode, sha, size, received_at, routes) = row[:10]
+    authenticated_by, system_id, subject, notation = row[10:14]
     deliveries: dict[str, tuple[Any, ...]] = {}
     statuses: dict[str, list[StatusEntry]] = defaultdict(list)
     refers_to: list[LinkView] = []
@@ -178,7 +191,27 @@ def record_from(row: Row, around: list[Row]) -> MessageRecord:
         recipients=tuple(recipients),
         refers_to=tuple(sorted(refers_to, key=lambda link: (link.message_id, link.relation))),
         referred_by=tuple(link for _, link in sorted(referred_by, key=lambda x: x[0])),
+        authenticated_by=authenticated_by,
+        system_id=system_id,
+        subject=subject,
+        notation=notation,
     )
+
+
+def _pending_filters(
+    kind: MessageKind | None, since: datetime | None, until: datetime | None
+) -> tuple[list[str], list[Any]]:
+    names: list[str] = []
+    args: list[Any] = []
+    for name, value in (
+        ("pending_kind", kind),
+        ("pending_since", since and timeutil.fmt(since)),
+        ("pending_until", until and timeutil.fmt(until)),
+    ):
+        if value is not None:
+            names.append(name)
+            args.append(value)
+    return names, args
 
 
 async def refused(tx: Tx, message: NewMessage) -> str:
@@ -287,6 +320,78 @@ class MessageOps(OpsBase):
                 ("inbox_page", "inbox_kind"), organ_id, after, kind, limit + 1
             )
         return page([InboxItem(*row[1:]) for row in rows[:limit]], rows, limit)
+
+    async def pending(
+        self,
+        organ_ids: Sequence[str],
+        *,
+        kind: MessageKind | None,
+        since: datetime | None,
+        until: datetime | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[Pending], int]:
+        """Open deliveries to any of ``organ_ids``, oldest first, one page by offset, and how
+        many there are in all (a connected system's inbox over every agency it serves)."""
+        if not organ_ids:
+            return [], 0
+        conditions, args = _pending_filters(kind, since, until)
+        where = [list(organ_ids), *args]
+        rows = await self._b.read.all(("pending_page", *conditions), *where, limit, offset)
+        total = await self._b.read.value(("pending_count", *conditions), *where)
+        items = [
+            Pending(mid, kind_, from_id, to, received, updated, state, bool(processing))
+            for mid, kind_, from_id, to, received, updated, state, processing in rows
+        ]
+        return items, int(total or 0)
+
+    async def sent(
+        self,
+        from_ids: Sequence[str],
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        offset: int,
+        limit: int,
+    ) -> list[MessageRecord]:
+        """Messages sent by any of ``from_ids``, newest first, one page by offset."""
+        if not from_ids:
+            return []
+        conditions: list[str] = []
+        args: list[Any] = [list(from_ids)]
+        for name, value in (("sent_since", since), ("sent_until", until)):
+            if value is not None:
+                conditions.append(name)
+                args.append(timeutil.fmt(value))
+        rows = await self._b.read.all(("sent_page", *conditions), *args, limit, offset)
+        return [await self._record(row[1:]) for row in rows]
+
+    async def mark_processing(self, message_id: str, organ_id: str, *, actor: str) -> str:
+        """The recipient says it is working on the message: noted once (an audit event), the
+        delivery stays listed; after its ack nothing changes. Its state now."""
+
+        async def op(tx: Tx) -> str:
+            row = await tx.one("delivery_to_ack", message_id, organ_id)
+            if row is None:
+                raise LookupError(message_id)
+            delivery_id, state, _updated, document_id, from_id = row
+            if state in CLOSED_STATES:
+                return str(state)
+            if await tx.run("delivery_processing", tx.at, tx.at, delivery_id):
+                tx.event(
+                    Event(
+                        type=EventType.DELIVERY_PROCESSING,
+                        actor=actor,
+                        message_id=message_id,
+                        document_id=document_id,
+                        from_id=from_id,
+                        to_id=organ_id,
+                        detail={"delivery_id": delivery_id},
+                    )
+                )
+            return str(state)
+
+        return await self._b.write(op)
 
     async def wait_for_mail(self, organ_id: str, timeout: float) -> None:  # noqa: ASYNC109
         await self._b.wait_for_mail(organ_id, timeout)

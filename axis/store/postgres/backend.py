@@ -503,7 +503,7 @@ class PgWriter:
         messages = [r.message for r in batch if r.message is not None]
         if len(messages) < 2:
             return
-        columns: list[list[Any]] = [[] for _ in range(13)]
+        columns: list[list[Any]] = [[] for _ in range(17)]
         children: list[list[Any]] = [[] for _ in range(12)]
         for message in messages:
             for column, value in zip(columns, message_columns(message), strict=True):

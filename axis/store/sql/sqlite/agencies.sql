@@ -30,23 +30,27 @@ SELECT organ_id FROM agencies;
 
 -- name: agencies_all
 SELECT organ_id, name, kind, parent, status, successor, endpoint, push_secret, allow_sha1,
-    confirmed, source FROM agencies ORDER BY organ_id;
+    confirmed, source, number, version, updated_at FROM agencies ORDER BY organ_id;
 
 -- name: agency_by_id
 SELECT organ_id, name, kind, parent, status, successor, endpoint, push_secret, allow_sha1,
-    confirmed, source FROM agencies WHERE organ_id = ?;
+    confirmed, source, number, version, updated_at FROM agencies WHERE organ_id = ?;
 
 -- name: agency_links
 SELECT organ_id, status, successor FROM agencies;
 
 -- name: agency_upsert
+-- a new agency takes the next number; every change carries the registry version it makes
+-- (the operation bumps the version once, after its changes)
 INSERT INTO agencies (organ_id, name, kind, parent, status, successor, endpoint, push_secret,
-    allow_sha1, confirmed, source, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+    allow_sha1, confirmed, source, updated_at, number, version)
+    VALUES (?,?,?,?,?,?,?,?,?,?,?,?, (SELECT COALESCE(max(number), 0) + 1 FROM agencies),
+    (SELECT CAST(value AS INTEGER) + 1 FROM meta WHERE key = 'registry_version'))
     ON CONFLICT (organ_id) DO UPDATE SET name = excluded.name, kind = excluded.kind,
     parent = excluded.parent, status = excluded.status, successor = excluded.successor,
     endpoint = excluded.endpoint, push_secret = excluded.push_secret,
     allow_sha1 = excluded.allow_sha1, confirmed = excluded.confirmed, source = excluded.source,
-    updated_at = excluded.updated_at;
+    updated_at = excluded.updated_at, version = excluded.version;
 
 -- name: certificates_all
 SELECT organ_id, pem FROM certificates ORDER BY organ_id, not_before;

@@ -23,8 +23,8 @@ SELECT m.id FROM messages m JOIN deliveries d ON d.message_id = m.id
 -- name: message_insert
 -- the last column: the blob file of a body larger than AXIS_INLINE_MAX
 INSERT INTO messages (id, kind, from_id, document_id, business_type, status_code, sha256, size,
-    received_at, body, routes, replaced_ids, signer_sha256, body_file)
-    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING;
+    received_at, body, routes, replaced_ids, signer_sha256, authenticated_by, system_id, subject,
+    notation, body_file) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING;
 
 -- name: delivery_insert
 INSERT INTO deliveries (id, message_id, delivered_to, kind, state, updated_at)
@@ -39,7 +39,7 @@ INSERT INTO links (from_message, to_message, relation) VALUES (?,?,?) ON CONFLIC
 
 -- name: message_by_id
 SELECT id, kind, from_id, document_id, business_type, status_code, sha256, size, received_at,
-    routes FROM messages WHERE id = ?;
+    routes, authenticated_by, system_id, subject, notation FROM messages WHERE id = ?;
 
 -- name: message_around
 -- one read for everything around a message: (d)eliveries, (s)tatuses of a document,
@@ -55,7 +55,8 @@ UNION ALL SELECT 'b', l.from_message, l.relation, m.kind, m.document_id, NULL, N
 
 -- name: outbox_page
 SELECT seq, id, kind, from_id, document_id, business_type, status_code, sha256, size,
-    received_at, routes FROM messages WHERE from_id = ? /*and*/ ORDER BY seq DESC LIMIT ?;
+    received_at, routes, authenticated_by, system_id, subject, notation FROM messages
+    WHERE from_id = ? /*and*/ ORDER BY seq DESC LIMIT ?;
 
 -- name: outbox_before
 seq < ?
@@ -78,7 +79,8 @@ kind = 'edoc' AND received_at < ? AND EXISTS (SELECT 1 FROM deliveries d
 
 -- name: inbox_page
 SELECT d.seq, m.id, m.kind, m.from_id, m.document_id, m.status_code, m.sha256, m.size,
-    m.received_at FROM deliveries d JOIN messages m ON m.id = d.message_id
+    m.received_at, m.authenticated_by, m.system_id FROM deliveries d
+    JOIN messages m ON m.id = d.message_id
     WHERE d.delivered_to = ? AND d.open = 1 AND d.seq > ? /*and*/ ORDER BY d.seq LIMIT ?;
 
 -- name: inbox_kind
@@ -100,3 +102,36 @@ SELECT d.id, d.state, d.updated_at, m.document_id, m.from_id FROM deliveries d
 -- the fourth argument: whether it failed (the sender then sees the reason as last_error)
 UPDATE deliveries SET state = ?, open = 0, reason = ?, updated_at = ?,
     last_error = CASE WHEN ? THEN ? ELSE last_error END WHERE id = ?;
+
+-- name: pending_page
+-- a connected system's inbox: open deliveries to any agency it serves, oldest first
+SELECT m.id, m.kind, m.from_id, d.delivered_to, m.received_at, d.updated_at, d.state,
+    d.processing_at FROM deliveries d JOIN messages m ON m.id = d.message_id
+    WHERE d.delivered_to IN (SELECT value FROM json_each(?)) AND d.open = 1 /*and*/ ORDER BY d.seq LIMIT ? OFFSET ?;
+
+-- name: pending_count
+SELECT count(*) FROM deliveries d JOIN messages m ON m.id = d.message_id
+    WHERE d.delivered_to IN (SELECT value FROM json_each(?)) AND d.open = 1 /*and*/;
+
+-- name: pending_kind
+d.kind = ?
+
+-- name: pending_since
+m.received_at >= ?
+
+-- name: pending_until
+m.received_at < ?
+
+-- name: sent_page
+SELECT seq, id, kind, from_id, document_id, business_type, status_code, sha256, size,
+    received_at, routes, authenticated_by, system_id, subject, notation FROM messages
+    WHERE from_id IN (SELECT value FROM json_each(?)) /*and*/ ORDER BY seq DESC LIMIT ? OFFSET ?;
+
+-- name: sent_since
+received_at >= ?
+
+-- name: sent_until
+received_at < ?
+
+-- name: delivery_processing
+UPDATE deliveries SET processing_at = ?, updated_at = ? WHERE id = ? AND processing_at IS NULL;
