@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from axis import registry, signing, timeutil
+from axis import registry, secretbox, signing, timeutil
 from axis.config import Settings
 from axis.model import InitReport
 from axis.store import open_store
@@ -43,6 +43,17 @@ def ensure_key(settings: Settings) -> bool:
     _write_private(settings.cert_path, cert_pem)
     settings.cert_path.chmod(0o644)
     return True
+
+
+def secret_box(settings: Settings) -> secretbox.SecretBox:
+    """The key connected systems' secrets are sealed under, made on first use (0600).
+
+    Every node of a PostgreSQL deployment must hold the same file, as it holds the same axis
+    key: a secret sealed on one node opens only under its key.
+    """
+    settings.data.mkdir(parents=True, exist_ok=True)
+    box, _ = secretbox.SecretBox.load_or_create(settings.systems_key_path)
+    return box
 
 
 def load_key(settings: Settings) -> signing.AxisKey:
@@ -115,6 +126,7 @@ async def initialize(settings: Settings, store: Store | None = None) -> InitResu
     """Prepare ``settings.data`` (and the store it names) for serving."""
     restrict_data_dir(settings)
     key_created = ensure_key(settings)
+    secret_box(settings)
     shipped = registry.load_file(settings.shipped_agencies)
     own = store is None
     store = store or open_store(settings)

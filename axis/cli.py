@@ -128,7 +128,14 @@ def _serve_one(settings: Settings, sock: socket.socket | None) -> None:
     logger.info("axis_serving", host=settings.host, port=settings.port, pid=os.getpid())
     uvloop.install()
     if sock is not None:
-        web.run_app(app, sock=sock, print=None, access_log=None, handle_signals=True)
+        web.run_app(
+            app,
+            sock=sock,
+            print=None,
+            access_log=None,
+            handle_signals=True,
+            keepalive_timeout=settings.keepalive_timeout,
+        )
     else:
         web.run_app(
             app,
@@ -138,6 +145,7 @@ def _serve_one(settings: Settings, sock: socket.socket | None) -> None:
             access_log=None,
             handle_signals=True,
             backlog=1024,
+            keepalive_timeout=settings.keepalive_timeout,
         )
 
 

@@ -33,6 +33,8 @@ class Settings:
     # bodies up to this size are read into memory; larger ones are spooled to disk first
     spool_threshold: int = 1 * MIB
     body_timeout: float = 60.0  # seconds a request body may stall before it is dropped
+    # seconds an idle keep-alive connection stays open (the VNPT SDK never closes its own)
+    keepalive_timeout: float = 75.0
     push_retry_base: float = 10.0
     push_retry_cap: float = 3600.0
     push_max_age: float = 259200.0
@@ -78,6 +80,11 @@ class Settings:
         return self.data / "axis.pem"
 
     @property
+    def systems_key_path(self) -> Path:
+        """The key connected systems' secrets are sealed under (the same on every node)."""
+        return self.data / "systems.key"
+
+    @property
     def previous_certs_dir(self) -> Path:
         """Certificates of earlier axis keys: receipts and checkpoints they signed still verify."""
         return self.data / "axis-previous"
@@ -101,6 +108,7 @@ _ENV: dict[str, str] = {
     "inline_max": "AXIS_INLINE_MAX",
     "spool_threshold": "AXIS_SPOOL_THRESHOLD",
     "body_timeout": "AXIS_BODY_TIMEOUT",
+    "keepalive_timeout": "AXIS_KEEPALIVE_TIMEOUT",
     "push_retry_base": "AXIS_PUSH_RETRY_BASE",
     "push_retry_cap": "AXIS_PUSH_RETRY_CAP",
     "push_max_age": "AXIS_PUSH_MAX_AGE",
@@ -168,6 +176,10 @@ def build_settings(
     settings = replace(Settings(), **values)
     if settings.max_bytes <= 0 or settings.workers < 1:
         raise ValueError("AXIS_MAX_BYTES and AXIS_WORKERS must be positive")
+    if settings.keepalive_timeout <= 0:
+        raise ValueError(
+            f"AXIS_KEEPALIVE_TIMEOUT must be positive, not {settings.keepalive_timeout}"
+        )
     if settings.body_timeout <= 0:
         raise ValueError(f"AXIS_BODY_TIMEOUT must be positive, not {settings.body_timeout}")
     if settings.push_timeout <= 0:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -102,3 +104,19 @@ async def overdue_axis(
     quick = keyed_settings(tmp_path / "overdue", axis_key_pair, {"AXIS_RECEIPT_DEADLINE": "1"})
     async with start_axis(quick) as harness:
         yield harness
+
+
+@pytest.fixture
+def axis_factory(
+    tmp_path: Path, axis_key_pair: tuple[bytes, bytes]
+) -> Callable[..., contextlib.AbstractAsyncContextManager[AxisHarness]]:
+    """``async with axis_factory(AXIS_X="…") as axis``: an axis with its own settings."""
+    from tests.support.harness import start_axis
+
+    made = itertools.count()
+
+    def make(**env: str) -> contextlib.AbstractAsyncContextManager[AxisHarness]:
+        data = tmp_path / f"axis{next(made)}"
+        return start_axis(keyed_settings(data, axis_key_pair, env))
+
+    return make

@@ -105,7 +105,7 @@ async def _after_change(request: web.Request, change: AgencyChange, created: boo
     return json_response(await _agency_view(request, stored), 201 if created else 200)
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
+async def json_body(request: web.Request) -> dict[str, Any]:
     try:
         data = orjson.loads(await request.read())
     except orjson.JSONDecodeError as exc:
@@ -118,7 +118,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 async def put_agency(request: web.Request) -> web.Response:
     who = await require(request, "admin")
     organ_id = request.match_info["organ_id"]
-    data = await _json_body(request)
+    data = await json_body(request)
     existing = (await request.app[REGISTRY].reload()).get(organ_id)
     agency = agency_from_mapping(organ_id, data, existing)
     change = await request.app[STORE].save_agency(agency, actor=who.actor)
@@ -133,7 +133,7 @@ async def add_certificate(request: web.Request) -> web.Response:
     who = await require(request, "admin")
     organ_id = request.match_info["organ_id"]
     if request.content_type == "application/json":
-        pem = (await _json_body(request)).get("certificate")
+        pem = (await json_body(request)).get("certificate")
         if not isinstance(pem, str):
             raise InvalidRequest("certificate: a PEM string")
         cert = Certificate.from_pem(pem)

@@ -15,6 +15,7 @@ from axis import cursor, lifecycle, log, timeutil
 from axis.errors import AxisError, InvalidRequest, NotFound
 from axis.intake import Intake
 from axis.model import (
+    AcceptResult,
     AckResult,
     Body,
     LinkView,
@@ -121,10 +122,22 @@ async def post_status(request: web.Request) -> web.Response:
 
 async def _post_packet(request: web.Request, kind: MessageKind) -> web.Response:
     who, _ = await require_agency(request)
-    settings = request.app[SETTINGS]
-    body: Body | None = None
     try:
-        body = await read_xml_body(request, settings)
+        body = await read_xml_body(request, request.app[SETTINGS])
+    except AxisError as exc:
+        await record_rejection(request, who, kind, exc, None)
+        raise
+    result = await take_packet(request, who, kind, body)
+    location = {"Location": f"/v1/messages/{result.record.id}"}
+    return json_response(accepted_json(result.record), 201 if result.created else 200, location)
+
+
+async def take_packet(
+    request: web.Request, who: Principal, kind: MessageKind, body: Body
+) -> AcceptResult:
+    """A received package through the intake, whichever API brought it (``/v1``, ``/vxp``):
+    a refused one leaves its audit event and its spool file is removed."""
+    try:
         registry = await request.app[REGISTRY].current()
         intake = request.app[INTAKE]
         if kind == "edoc":
@@ -132,21 +145,18 @@ async def _post_packet(request: web.Request, kind: MessageKind) -> web.Response:
         else:
             result = await intake.accept_status(body, who, registry)
     except AxisError as exc:
-        if body is not None:
-            body.discard()
-        await _record_rejection(request, who, kind, exc, body)
+        body.discard()
+        await record_rejection(request, who, kind, exc, body)
         raise
     except BaseException:
-        if body is not None:
-            body.discard()
+        body.discard()
         raise
-    metrics = request.app[METRICS]
-    metrics.inc("axis_messages_total", kind=kind, outcome="created" if result.created else "repeat")
-    location = {"Location": f"/v1/messages/{result.record.id}"}
-    return json_response(accepted_json(result.record), 201 if result.created else 200, location)
+    outcome = "created" if result.created else "repeat"
+    request.app[METRICS].inc("axis_messages_total", kind=kind, outcome=outcome)
+    return result
 
 
-async def _record_rejection(
+async def record_rejection(
     request: web.Request, who: Principal, kind: MessageKind, exc: AxisError, body: Body | None
 ) -> None:
     """An authenticated agency's refused package leaves an audit event with its reason."""

@@ -14,8 +14,17 @@ from axis.ratelimit import RateLimiter
 from axis.registry_cache import RegistryCache
 from axis.signing import AxisKey
 from axis.store.protocol import Store
-from axis.web import admin, agencies, audit, deliveries, ops
-from axis.web.keys import AXIS_CERTIFICATES, AXIS_KEY, LIMITER, METRICS, REGISTRY, SETTINGS, STORE
+from axis.web import admin, agencies, audit, deliveries, ops, systems, vxp
+from axis.web.keys import (
+    AXIS_CERTIFICATES,
+    AXIS_KEY,
+    LIMITER,
+    METRICS,
+    REGISTRY,
+    SECRET_BOX,
+    SETTINGS,
+    STORE,
+)
 from axis.web.middleware import problems
 
 
@@ -28,6 +37,7 @@ def create_app(
     app[STORE] = store
     app[AXIS_KEY] = axis_key
     app[AXIS_CERTIFICATES] = [axis_key.cert_pem, *bootstrap.previous_certificates(settings)]
+    app[SECRET_BOX] = bootstrap.secret_box(settings)
     app[METRICS] = Metrics()
     app[REGISTRY] = RegistryCache(store)
     if settings.rate_limit > 0:
@@ -53,4 +63,6 @@ def create_app(
     admin.setup(app)
     audit.setup(app)
     deliveries.setup(app)
+    systems.setup(app)
+    vxp.setup(app)
     return app

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -29,10 +30,18 @@ from axis.model import Body
 XML_TYPES = ("application/xml", "text/xml")
 
 
-async def read_xml_body(request: web.Request, settings: Settings) -> Body:
-    if request.content_type not in XML_TYPES:
+async def read_xml_body(
+    request: web.Request,
+    settings: Settings,
+    *,
+    media_types: tuple[str, ...] = XML_TYPES,
+    also: Callable[[bytes], None] | None = None,
+) -> Body:
+    """The body within the limits; ``also`` sees every chunk as it arrives (a second digest:
+    VDXP's ``sendEdoc`` checks the body without the CRLF its SDK appends)."""
+    if request.content_type not in media_types:
         raise UnsupportedMediaType(
-            f"Content-Type: expected application/xml, got {request.content_type or 'none'}"
+            f"Content-Type: expected {media_types[0]}, got {request.content_type or 'none'}"
         )
     limit = settings.max_bytes
     declared = request.content_length
@@ -60,6 +69,8 @@ async def read_xml_body(request: web.Request, settings: Settings) -> Body:
             if size > limit:
                 raise TooLarge(f"body: more than the limit of {limit} bytes")
             hasher.update(chunk)
+            if also is not None:
+                also(chunk)
             if spool is not None:
                 spool.write(chunk)
             elif size > settings.spool_threshold:

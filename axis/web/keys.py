@@ -8,6 +8,7 @@ from axis.config import Settings
 from axis.metrics import Metrics
 from axis.ratelimit import RateLimiter
 from axis.registry_cache import RegistryCache
+from axis.secretbox import SecretBox
 from axis.signing import AxisKey
 from axis.store.protocol import Store
 
@@ -18,6 +19,8 @@ AXIS_KEY = web.AppKey("axis_key", AxisKey)
 METRICS = web.AppKey("metrics", Metrics)
 # present only when AXIS_RATE_LIMIT is set
 LIMITER = web.AppKey("rate_limiter", RateLimiter)
+# what connected systems' secrets are sealed under (systems.key in the data directory)
+SECRET_BOX = web.AppKey("secret_box", SecretBox)
 # the bytes of openapi.yaml, read once at start
 OPENAPI = web.AppKey("openapi", bytes)
 # the axis certificate and those of its earlier keys (PEM), read once at start

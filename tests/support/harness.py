@@ -22,6 +22,7 @@ from axis.store import open_store
 from axis.store.protocol import Store
 from axis.web.app import create_app
 from tests.support import packets, pki, signers
+from tests.support.vdxp_client import VdxpClient
 
 _slots = itertools.count(1)
 
@@ -78,6 +79,27 @@ class AxisHarness:
             assert resp.status == 201, await resp.text()
             token = (await resp.json())["token"]
         return TestAgency(organ_id, ident, token)
+
+    async def add_system(self, system_id: str, agencies: list[str], **fields: Any) -> str:
+        """Register a connected system (VDXP) through the admin API; its secret."""
+        body = {"id": system_id, "name": f"System {system_id}", "agencies": agencies, **fields}
+        async with self.session.post(
+            f"{self.url}/v1/admin/systems", json=body, headers=self.admin
+        ) as resp:
+            assert resp.status == 201, await resp.text()
+            return str((await resp.json())["secret"])
+
+    async def put_system(self, system_id: str, **fields: Any) -> tuple[int, Any]:
+        body = {"name": f"System {system_id}", **fields}
+        async with self.session.put(
+            f"{self.url}/v1/admin/systems/{system_id}", json=body, headers=self.admin
+        ) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    def sdk(self, system_id: str, secret: str, **kwargs: Any) -> VdxpClient:
+        """A client that talks to ``/vxp`` as VNPT's SDK does (one per "process")."""
+        host, port = self.url.removeprefix("http://").rsplit(":", 1)
+        return VdxpClient(host, int(port), systemid=system_id, secret=secret, **kwargs)
 
     def edoc(self, sender: TestAgency, to: list[str], **kwargs: Any) -> bytes:
         """A document package from ``sender`` to ``to``, signed with the sender's key."""
@@ -136,7 +158,7 @@ async def start_axis(settings: Settings) -> AsyncIterator[AxisHarness]:
     await store.issue_token(token_id, token_hash, "admin", None, actor="test")
     app = create_app(settings, store, bootstrap.load_key(settings), own_store=False)
     server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
+    await server.start_server(keepalive_timeout=settings.keepalive_timeout)
     try:
         async with aiohttp.ClientSession() as session:
             yield AxisHarness(

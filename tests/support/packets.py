@@ -309,3 +309,10 @@ def status_xml(
         "</edXML>\n"
     )
     return xml.encode("utf-8")
+
+
+def document_id_of(package: bytes) -> str:
+    """The ``MessageHeader/DocumentId`` a package carries (as the tests' packets write it)."""
+    match = re.search(rb"<edXML:DocumentId>([^<]*)</edXML:DocumentId>", package)
+    assert match is not None, "no DocumentId in the package"
+    return match.group(1).decode()
