@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from axis import resources
+
 MIB = 1024 * 1024
 
 
@@ -50,9 +52,7 @@ class Settings:
     workers: int = 1
     log_level: str = "info"
     log_json: bool = True
-    shipped_agencies: Path = field(
-        default_factory=lambda: Path(__file__).resolve().parent.parent / "agencies.yaml"
-    )
+    shipped_agencies: Path = field(default_factory=lambda: resources.path("agencies.yaml"))
 
     @property
     def sqlite_path(self) -> Path:
