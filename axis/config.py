@@ -163,6 +163,8 @@ def build_settings(
         if value is not None:
             values[name] = _convert(name, value)
     settings = replace(Settings(), **values)
+    if not 1 <= settings.port <= 65535:
+        raise ValueError(f"AXIS_PORT (--port) {settings.port}: a TCP port is 1 to 65535")
     if settings.max_bytes <= 0 or settings.workers < 1:
         raise ValueError("AXIS_MAX_BYTES and AXIS_WORKERS must be positive")
     if settings.body_timeout <= 0:
