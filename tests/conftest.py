@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from axis.config import Settings
 from tests.support.datadir import keyed_settings
+
+# CI runs on a loaded 2-core machine, where another suite may hold both cores while a
+# strategy draws its first examples: Hypothesis then fails the test as "too slow" although
+# nothing is wrong with it, and a deadline fails an example for the same reason. The "ci"
+# profile keeps every test's number of examples and drops only these two timing checks.
+# CI=true (as .ci/run sets it) selects it; elsewhere, pytest --hypothesis-profile=ci does.
+hypothesis_settings.register_profile(
+    "ci", suppress_health_check=[HealthCheck.too_slow], deadline=None
+)
+if os.environ.get("CI", "").lower() == "true":
+    hypothesis_settings.load_profile("ci")
 
 if TYPE_CHECKING:
     from tests.support.harness import AxisHarness
