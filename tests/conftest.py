@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import structlog
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
@@ -27,6 +28,14 @@ if os.environ.get("CI", "").lower() == "true":
 
 if TYPE_CHECKING:
     from tests.support.harness import AxisHarness
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """A command run in this process (``cli.main``) may point the logs at the test's captured
+    stderr, which closes with the test: the next tests get structlog's defaults back."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

@@ -70,11 +70,13 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_shipped_files_are_the_repository_s_own() -> None:
     """schemas/, agencies.yaml and openapi.yaml exist once, at the root; the package links to
     them, so no second copy can drift."""
+    editable = Path(resources.__file__).resolve().is_relative_to(ROOT.resolve())
     for name in ("schemas", "agencies.yaml", "openapi.yaml"):
         link = ROOT / "axis" / "resources" / name
         assert link.is_symlink(), link
         assert link.resolve() == (ROOT / name).resolve()
-        assert resources.path(name).resolve() == (ROOT / name).resolve()
+        if editable:  # as bin/test installs it: the running axis reads the root copy
+            assert resources.path(name).resolve() == (ROOT / name).resolve()
 
 
 @pytest.mark.slow
