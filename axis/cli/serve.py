@@ -67,6 +67,7 @@ def _serve_one(settings: Settings, sock: socket.socket | None) -> None:
 
 
 def _why(exc: OSError) -> str:
+    """The errno's own words: create_server's message repeats the address after them."""
     return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
