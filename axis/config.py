@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from axis import resources
 from axis.lifecycle import ReceiptDeadline  # the rule owns its syntax
 from axis.retry import RetryPolicy  # the policy owns the rules its timings obey
 
@@ -55,9 +56,7 @@ class Settings:
     workers: int = 1
     log_level: str = "info"
     log_json: bool = True
-    shipped_agencies: Path = field(
-        default_factory=lambda: Path(__file__).resolve().parent.parent / "agencies.yaml"
-    )
+    shipped_agencies: Path = field(default_factory=lambda: resources.path("agencies.yaml"))
 
     @property
     def sqlite_path(self) -> Path:
@@ -174,6 +173,8 @@ def build_settings(
         if value is not None:
             values[name] = _convert(name, value)
     settings = replace(Settings(), **values)
+    if not 1 <= settings.port <= 65535:
+        raise ValueError(f"AXIS_PORT (--port) {settings.port}: a TCP port is 1 to 65535")
     if settings.max_bytes <= 0 or settings.workers < 1:
         raise ValueError("AXIS_MAX_BYTES and AXIS_WORKERS must be positive")
     if settings.keepalive_timeout <= 0:

@@ -33,11 +33,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Final, Literal, cast
 
 from lxml import etree
 
+from axis import resources
 from axis.errors import ForbiddenXml, MalformedXml, SchemaInvalid
 
 EDXML_NS: Final = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
@@ -47,7 +47,7 @@ XINCLUDE_NAMESPACES: Final = (
     "http://www.w3.org/2003/XInclude",
 )
 
-SCHEMA_DIR: Final = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR: Final = resources.path("schemas")
 SCHEMA_FILES: Final[dict[str, str]] = {"edoc": "edxml.xsd", "status": "edxml-status.xsd"}
 
 MAX_DEPTH: Final = 64

@@ -5,14 +5,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import structlog
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from axis.config import Settings
 from tests.support.datadir import keyed_settings
+
+# CI runs on a loaded 2-core machine, where another suite may hold both cores while a
+# strategy draws its first examples: Hypothesis then fails the test as "too slow" although
+# nothing is wrong with it, and a deadline fails an example for the same reason. The "ci"
+# profile keeps every test's number of examples and drops only these two timing checks.
+# CI=true (as .ci/run sets it) selects it; elsewhere, pytest --hypothesis-profile=ci does.
+hypothesis_settings.register_profile(
+    "ci", suppress_health_check=[HealthCheck.too_slow], deadline=None
+)
+if os.environ.get("CI", "").lower() == "true":
+    hypothesis_settings.load_profile("ci")
 
 if TYPE_CHECKING:
     from tests.support.harness import AxisHarness
@@ -38,6 +53,14 @@ def _close_raw_sql() -> Iterator[None]:
     from tests.support.rawsql import close_all
 
     close_all()
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """A command run in this process (``cli.main``) may point the logs at the test's captured
+    stderr, which closes with the test: the next tests get structlog's defaults back."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

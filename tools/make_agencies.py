@@ -1,7 +1,8 @@
-"""Generate agencies.yaml, the registry's seed list, from the shared agencies.csv.
+"""Generate agencies.yaml, the registry's seed list, from the reference agencies.csv.
 
 Run from anywhere: ``python tools/make_agencies.py [CSV] [--out PATH]``. The CSV defaults to
-``../shared/reference/agencies.csv`` and the output to ``agencies.yaml``, both relative to the
+``tests/data/reference/agencies.csv`` (a copy of the project's reference table, see
+``tests/data/README.md``) and the output to ``agencies.yaml``, both relative to the
 repository root. The output is a pure function of the CSV bytes (no dates, no host paths), so
 re-running gives an identical file and a diff only ever shows a change in the data. The
 script refuses a CSV that breaks the table's own rules, because a bad seed would route mail
@@ -26,7 +27,7 @@ sys.path.insert(0, str(ROOT))  # so the script runs without the package installe
 
 from axis import codes  # noqa: E402
 
-DEFAULT_CSV = "../shared/reference/agencies.csv"
+DEFAULT_CSV = "tests/data/reference/agencies.csv"
 DEFAULT_OUT = "agencies.yaml"
 COLUMNS = ["organ_id", "name", "kind", "verified", "source", "merged_into_2025"]
 EXPECTED = {"central": 95, "provincial": 63}
@@ -62,7 +63,7 @@ def fail(msg: str) -> None:
 def shown_source(csv_path: Path, given: str) -> str:
     """The source as written in the header: relative to the repo root so it is host-free."""
     try:
-        return Path("..", csv_path.resolve().relative_to(ROOT.parent)).as_posix()
+        return csv_path.resolve().relative_to(ROOT).as_posix()
     except ValueError:
         return given
 

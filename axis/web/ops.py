@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 from aiohttp import web
 
-from axis import jobs, receipts, timeutil
+from axis import jobs, receipts, resources, timeutil
 from axis.config import Settings
-from axis.errors import NotFound
 from axis.metrics import CONTENT_TYPE as METRICS_TYPE
 from axis.metrics import process_readings
 from axis.web.agencies import json_response, load_visible
@@ -92,18 +90,16 @@ async def receipt(request: web.Request) -> web.Response:
     return web.Response(body=signed, content_type="application/xml", charset="utf-8")
 
 
-_OPENAPI = Path(__file__).resolve().parents[2] / "openapi.yaml"
+_OPENAPI = resources.path("openapi.yaml")
 
 
 async def openapi(request: web.Request) -> web.Response:
     """The API description, for integrators' tools; public like the axis certificate."""
-    if not request.app[OPENAPI]:
-        raise NotFound("openapi.yaml is not installed beside this axis")
     return web.Response(body=request.app[OPENAPI], content_type="application/yaml")
 
 
 def setup(app: web.Application) -> None:
-    app[OPENAPI] = _OPENAPI.read_bytes() if _OPENAPI.exists() else b""
+    app[OPENAPI] = _OPENAPI.read_bytes()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

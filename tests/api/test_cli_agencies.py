@@ -151,7 +151,9 @@ def test_put_show_list_suspend_and_rotate(axis_cli: Cli, tmp_path: Path) -> None
     assert err.strip() == f"axis: {UNIT} added"
     [old_sha] = [c["sha256"] for c in json.loads(out)["certificates"]]
     _, listed, _ = axis_cli("agencies", "list", "--q", "so tai chinh tinh nghe an")
-    assert listed.split("\t")[:3] == [UNIT, "active", "unit"]
+    header, row = listed.splitlines()
+    assert header.split() == ["ORGAN_ID", "STATUS", "KIND", "SUCCESSOR", "NAME"]
+    assert row.split(maxsplit=4) == [UNIT, "active", "unit", "-", "Sở Tài chính tỉnh Nghệ An"]
 
     _, _, err = axis_cli("agencies", "put", UNIT, "--status", "suspended")
     assert err.strip() == f"axis: {UNIT} changed (status)"
@@ -181,12 +183,12 @@ def test_token_issue_list_revoke(axis_cli: Cli) -> None:
     """token issue prints the secret once; list shows ids and roles only; revoke is final."""
     _, token, _ = axis_cli("token", "issue", "--agency", G22)
     token = token.strip()
-    _, listed, _ = axis_cli("token", "list", "--agency", G22)
+    _, listed, _ = axis_cli("token", "list", "--agency", G22, "--json")
     [info] = [json.loads(line) for line in listed.splitlines()]
     assert info["role"] == "agency" and info["organ_id"] == G22 and info["revoked_at"] is None
     assert token not in listed
     axis_cli("token", "revoke", info["token_id"])
     code, _, _ = axis_cli("token", "revoke", info["token_id"], ok=False)
     assert code == 1
-    _, listed, _ = axis_cli("token", "list", "--agency", G22)
+    _, listed, _ = axis_cli("token", "list", "--agency", G22, "--json")
     assert json.loads(listed)["revoked_at"] is not None

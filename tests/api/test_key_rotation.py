@@ -54,7 +54,8 @@ async def test_rotation_keeps_earlier_checkpoints_verifiable(
     assert event["detail"] == {"previous_sha256": sha256(old_cert), "sha256": sha256(new_cert)}
     assert event["actor"].startswith("cli:")
 
-    listed = [orjson.loads(line) for line in axis_cli(settings, "key", "list").stdout.splitlines()]
+    listing = axis_cli(settings, "key", "list", "--json").stdout
+    listed = [orjson.loads(line) for line in listing.splitlines()]
     assert [(c["sha256"], c["current"]) for c in listed] == [
         (sha256(new_cert), True),
         (sha256(old_cert), False),

@@ -72,7 +72,13 @@ async def scenario(plan: list[tuple[str, str, int, bool]], key: tuple[bytes, byt
 
 
 @settings(
-    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=12,
+    deadline=None,
+    # the profile's own (the CI profile drops too_slow), and this test's
+    suppress_health_check=[
+        *settings.default.suppress_health_check,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 @given(plan=steps)
 def test_timeline_holds_every_accepted_status_once(

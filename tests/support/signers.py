@@ -33,8 +33,7 @@ XSLT = "http://www.w3.org/TR/1999/REC-xslt-19991116"
 XPATH = "http://www.w3.org/TR/1999/REC-xpath-19991116"
 PLACEHOLDER = f'<ds:Signature xmlns:ds="{DS}" Id="placeholder"/>'
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
-FIELD_2019 = SAMPLES / "field-2019-trial.edxml"
+FIELD_2019 = Path(__file__).resolve().parents[1] / "data" / "samples" / "field-2019-trial.edxml"
 
 _NS = {"ds": DS}
 _SIGNATURE_RE = re.compile(rb"<Signature>.*</Signature>", re.DOTALL)

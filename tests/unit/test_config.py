@@ -20,6 +20,8 @@ from axis.config import build_settings
         ("AXIS_PUSH_ENABLED", "maybe"),
         ("AXIS_LOG_JSON", "maybe"),
         ("AXIS_PORT", "eighty"),
+        ("AXIS_PORT", "99999"),
+        ("AXIS_PORT", "0"),
         ("AXIS_MAX_BYTES", "0"),
         ("AXIS_BODY_TIMEOUT", "0"),
         ("AXIS_RATE_LIMIT", "-1"),

@@ -9,49 +9,46 @@ running servers within half a second.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import yaml
 
 from axis import registry, timeutil
-from axis.cli_support import actor, common_flags, with_store
+from axis.cli.common import actor, common_flags, json_flag, print_rows, run, say
 from axis.config import Settings
 from axis.errors import InvalidRequest, NotFound
 from axis.model import AgencyChange
 from axis.registry import Agency, Certificate, Registry
 from axis.store.protocol import Store
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from axis.cli.common import Subparsers
 
+COLUMNS = ("organ_id", "status", "kind", "successor", "name")
 DEFAULT_BATCH = 500
 """Agencies written per transaction by ``import``; progress is printed after each."""
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add this command's parser; its handler is set with ``set_defaults(handler=…)``.
-
-    A handler is called as ``handler(args, settings) -> int`` (the exit status).
-    """
+def register(sub: Subparsers) -> None:
     parser = sub.add_parser("agencies", help="list, show, change, import or export agencies")
-    asub = parser.add_subparsers(dest="action", required=True)
+    asub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    p = asub.add_parser("list", help="the directory, one agency a line (tab-separated)")
+    p = asub.add_parser("list", help="the directory: code, status, kind, successor, name")
     common_flags(p)
     p.add_argument("--q", help="name (with or without diacritics) or code contains this")
-    p.add_argument("--status", choices=registry.STATUSES)
-    p.add_argument("--kind")
-    p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p.add_argument("--status", choices=registry.STATUSES, help="only agencies in this status")
+    p.add_argument("--kind", help="only agencies of this kind (central, provincial, unit, …)")
+    json_flag(p)
     p.set_defaults(handler=cmd_list)
 
     p = asub.add_parser("show", help="one agency with certificates, tokens and history (JSON)")
     common_flags(p)
-    p.add_argument("organ_id")
+    p.add_argument("organ_id", metavar="ORGAN_ID", help="the agency's code (000.00.00.G22)")
     p.set_defaults(handler=cmd_show)
 
     p = asub.add_parser(
@@ -61,15 +58,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         " without it, from the agency as registered; then apply the flags.",
     )
     common_flags(p)
-    p.add_argument("organ_id")
+    p.add_argument("organ_id", metavar="ORGAN_ID", help="the agency's code (000.00.00.G22)")
     p.add_argument("--file", type=Path, help="JSON or YAML mapping: replaces the registration")
-    p.add_argument("--name")
-    p.add_argument("--kind")
-    p.add_argument("--status", choices=registry.STATUSES)
+    p.add_argument("--name", help="the agency's name")
+    p.add_argument("--kind", help="central, provincial, unit, …")
+    p.add_argument("--status", choices=registry.STATUSES, help="suspended: mail to it is refused")
     p.add_argument("--successor", help="close into this agency (implies --status closed)")
     p.add_argument("--endpoint", help="push endpoint URL; empty to remove")
-    p.add_argument("--push-secret", help="push HMAC secret; empty to remove")
-    p.add_argument("--allow-sha1", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument(
+        "--push-secret", help="secret the pushes are signed with (HMAC); empty to remove"
+    )
+    p.add_argument(
+        "--allow-sha1",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="accept this agency's SHA-1 signatures (older field systems)",
+    )
     p.add_argument(
         "--certificate",
         action="append",
@@ -85,26 +89,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.set_defaults(handler=cmd_put)
 
-    p = asub.add_parser("import", help="add or change the agencies of a YAML file (idempotent)")
+    p = asub.add_parser(
+        "import",
+        help="add or change the agencies of a YAML file (running it again changes nothing)",
+        description="Add or change the agencies a file lists (shaped like agencies.yaml, or an"
+        " export). The whole file is checked before anything is written; nothing is deleted,"
+        " and pins and push secrets an entry leaves out are kept.",
+    )
     common_flags(p)
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, metavar="FILE", help="the YAML file")
     p.add_argument(
         "--batch",
         type=int,
         default=DEFAULT_BATCH,
-        help=f"agencies per transaction; progress is shown after each (default {DEFAULT_BATCH})",
+        help=f"agencies written at a time; progress is shown after each (default {DEFAULT_BATCH})",
     )
     p.add_argument("--dry-run", action="store_true", help="check and report, change nothing")
     p.set_defaults(handler=cmd_import)
 
-    p = asub.add_parser("export", help="every agency as YAML that import reads back")
+    p = asub.add_parser(
+        "export", help="every agency as YAML that import reads back (it holds push secrets)"
+    )
     common_flags(p)
     p.add_argument("--output", type=Path, help="write here instead of standard output")
     p.set_defaults(handler=cmd_export)
-
-
-def _run(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
-    return asyncio.run(with_store(settings, fn))
 
 
 def _json(data: Any) -> str:
@@ -122,16 +130,12 @@ def _read(path: Path) -> str:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(store: Store) -> list[Agency]:
+    async def search(store: Store) -> list[Agency]:
         snapshot = await store.registry()
         return snapshot.search(args.q, status=args.status, kind=args.kind)
 
-    for agency in _run(settings, run):
-        if args.json:
-            print(orjson.dumps(agency.public_json()).decode())
-        else:
-            fields = (agency.organ_id, agency.status, agency.kind, agency.successor or "-")
-            print("\t".join((*fields, agency.name)))
+    rows = [agency.public_json() for agency in run(settings, search)]
+    print_rows(rows, COLUMNS, as_json=args.json, none="no agency matches")
     return 0
 
 
@@ -143,13 +147,13 @@ async def _view(store: Store, agency: Agency) -> dict[str, Any]:
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(store: Store) -> dict[str, Any]:
+    async def find(store: Store) -> dict[str, Any]:
         agency = (await store.registry()).get(args.organ_id)
         if agency is None:
             raise NotFound(f"agency {args.organ_id}: not registered")
         return await _view(store, agency)
 
-    print(_json(_run(settings, run)))
+    print(_json(run(settings, find)))
     return 0
 
 
@@ -206,7 +210,7 @@ def _apply_pins(args: argparse.Namespace, agency: Agency) -> Agency:
 
 
 def cmd_put(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(store: Store) -> tuple[AgencyChange, dict[str, Any]]:
+    async def save(store: Store) -> tuple[AgencyChange, dict[str, Any]]:
         existing = (await store.registry()).get(args.organ_id)
         data = _put_mapping(args, existing)
         agency = _apply_pins(args, registry.agency_from_mapping(args.organ_id, data, existing))
@@ -215,9 +219,9 @@ def cmd_put(args: argparse.Namespace, settings: Settings) -> int:
         assert stored is not None
         return change, await _view(store, stored)
 
-    change, view = _run(settings, run)
+    change, view = run(settings, save)
     fields = f" ({', '.join(change.changes)})" if change.outcome == "changed" else ""
-    print(f"axis: {change.organ_id} {change.outcome}{fields}", file=sys.stderr)
+    say(f"{change.organ_id} {change.outcome}{fields}")
     print(_json(view))
     return 0
 
@@ -244,7 +248,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     if not args.file.is_file():
         raise InvalidRequest(f"{args.file}: no such file")
 
-    async def run(store: Store) -> list[AgencyChange]:
+    async def apply(store: Store) -> list[AgencyChange]:
         snapshot = await store.registry()
         agencies = registry.load_file(args.file, snapshot)
         snapshot.check_import(agencies, str(args.file))  # everything, before any write
@@ -259,7 +263,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"axis: import: {len(done)}/{total} agencies", file=sys.stderr, flush=True)
         return done
 
-    done = _run(settings, run)
+    done = run(settings, apply)
     counts = dict.fromkeys(("added", "changed", "unchanged"), 0)
     for change in done:
         counts[change.outcome] += 1
@@ -276,13 +280,13 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(store: Store) -> str:
+    async def dump(store: Store) -> str:
         return registry.dump_document((await store.registry()).agencies.values())
 
-    text = _run(settings, run)
+    text = run(settings, dump)
     if args.output is None:
         sys.stdout.write(text)
     else:
         args.output.write_text(text, encoding="utf-8")
-        print(f"axis: exported to {args.output}", file=sys.stderr)
+        say(f"exported to {args.output}")
     return 0

@@ -10,26 +10,29 @@ import argparse
 import asyncio
 import contextlib
 import signal
-import sys
-from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from axis import bootstrap, log
-from axis.cli_support import common_flags
+from axis.cli.common import common_flags, require_data
 from axis.config import Settings
-from axis.errors import StoreError
 from axis.jobs import Jobs
 from axis.metrics import Metrics
 from axis.registry_cache import RegistryCache
-from axis.retry import RetryPolicy
 from axis.store import open_store
 
+if TYPE_CHECKING:
+    from axis.cli.common import Subparsers
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add this command's parser; its handler is set with ``set_defaults(handler=…)``.
 
-    A handler is called as ``handler(args, settings) -> int`` (the exit status).
-    """
-    p = sub.add_parser("worker", help="run the push worker and the periodic jobs alone (no HTTP)")
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "worker",
+        help="push deliveries and run the periodic jobs, without serving HTTP",
+        description="Push deliveries to the agencies' endpoints and run the periodic jobs"
+        " (audit checkpoints, retention, certificate expiry) until SIGTERM or SIGINT. For"
+        " setups that push from a process of their own: set AXIS_PUSH_ENABLED=false on the"
+        " servers then. Several workers on one store share the work.",
+    )
     common_flags(p)
     push_flags(p)
     p.set_defaults(handler=cmd_worker)
@@ -39,12 +42,12 @@ PUSH_FLAGS = ("push_retry_base", "push_retry_cap", "push_max_age", "push_timeout
 
 
 def push_flags(parser: argparse.ArgumentParser) -> None:
-    """The push timing flags (``axis serve`` and ``axis worker``); they win over AXIS_PUSH_*."""
+    """The push timing flags of ``axis serve`` and ``axis worker``."""
     parser.add_argument(
         "--push-retry-base",
         type=float,
         metavar="S",
-        help="first retry within S seconds (AXIS_PUSH_RETRY_BASE, default 10)",
+        help="retry a failed push within S seconds at first (AXIS_PUSH_RETRY_BASE, default 10)",
     )
     parser.add_argument(
         "--push-retry-cap",
@@ -56,31 +59,21 @@ def push_flags(parser: argparse.ArgumentParser) -> None:
         "--push-max-age",
         type=float,
         metavar="S",
-        help="dead S seconds after the first try (AXIS_PUSH_MAX_AGE, default 259200)",
+        help="give a delivery up S seconds after its first try (AXIS_PUSH_MAX_AGE, default 259200)",
     )
     parser.add_argument(
         "--push-timeout",
         type=float,
         metavar="S",
-        help="seconds per request (AXIS_PUSH_TIMEOUT, default 30)",
+        help="seconds a push may take (AXIS_PUSH_TIMEOUT, default 30)",
     )
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Push until SIGTERM or SIGINT; claimed deliveries are given back on the way out."""
-    flags = {k: v for k in PUSH_FLAGS if (v := getattr(args, k, None)) is not None}
-    settings = replace(settings, **flags)
-    try:
-        RetryPolicy(settings.push_retry_base, settings.push_retry_cap, settings.push_max_age)
-    except ValueError as exc:
-        print(f"axis: configuration: {exc}", file=sys.stderr)
-        return 2
+    require_data(settings, key=True)
     log.configure(settings.log_level, json=settings.log_json)
-    try:
-        asyncio.run(run_worker(settings))
-    except StoreError as exc:
-        print(f"axis: {exc}", file=sys.stderr)
-        return 1
+    asyncio.run(run_worker(settings))
     return 0
 
 
