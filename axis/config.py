@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 MIB = 1024 * 1024
+# the slowest AXIS_BODY_MIN_RATE taken: a modem's pace; any slower is a client holding a socket
+BODY_MIN_RATE_FLOOR = 1024.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,9 @@ class Settings:
     # bodies up to this size are read into memory; larger ones are spooled to disk first
     spool_threshold: int = 1 * MIB
     body_timeout: float = 60.0  # seconds a request body may stall before it is dropped
+    # bytes a second a body must keep up on average: each one must be whole within
+    # body_timeout + size / body_min_rate seconds, so a trickle cannot hold a connection
+    body_min_rate: float = 16384.0
     push_retry_base: float = 10.0
     push_retry_cap: float = 3600.0
     push_max_age: float = 259200.0
@@ -98,6 +103,7 @@ _ENV: dict[str, str] = {
     "inline_max": "AXIS_INLINE_MAX",
     "spool_threshold": "AXIS_SPOOL_THRESHOLD",
     "body_timeout": "AXIS_BODY_TIMEOUT",
+    "body_min_rate": "AXIS_BODY_MIN_RATE",
     "push_retry_base": "AXIS_PUSH_RETRY_BASE",
     "push_retry_cap": "AXIS_PUSH_RETRY_CAP",
     "push_max_age": "AXIS_PUSH_MAX_AGE",
@@ -167,6 +173,12 @@ def build_settings(
         raise ValueError("AXIS_MAX_BYTES and AXIS_WORKERS must be positive")
     if settings.body_timeout <= 0:
         raise ValueError(f"AXIS_BODY_TIMEOUT must be positive, not {settings.body_timeout}")
+    if settings.body_min_rate < BODY_MIN_RATE_FLOOR:
+        raise ValueError(
+            f"AXIS_BODY_MIN_RATE must be at least {BODY_MIN_RATE_FLOOR:g} bytes a second, not"
+            f" {settings.body_min_rate:g} (slower, a {settings.max_bytes}-byte body could hold"
+            " a connection for days)"
+        )
     if settings.push_timeout <= 0:
         raise ValueError(f"AXIS_PUSH_TIMEOUT must be positive, not {settings.push_timeout}")
     if settings.rate_limit < 0 or settings.rate_burst < 0:

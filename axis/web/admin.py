@@ -13,7 +13,6 @@ import binascii
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import orjson
 from aiohttp import web
 
 from axis import codes, jobs, log, registry, timeutil, tokens
@@ -22,7 +21,8 @@ from axis.model import AgencyChange, TokenInfo
 from axis.registry import Agency, Certificate, agency_from_mapping
 from axis.web import query
 from axis.web.agencies import json_response
-from axis.web.keys import REGISTRY, STORE
+from axis.web.body import read_json_body, read_small_body
+from axis.web.keys import REGISTRY, SETTINGS, STORE
 from axis.web.middleware import require
 
 T = TypeVar("T")
@@ -124,10 +124,7 @@ async def _after_change(request: web.Request, change: AgencyChange, created: boo
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = orjson.loads(await request.read())
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"body: not JSON ({exc})") from None
+    data = await read_json_body(request, request.app[SETTINGS], "a JSON object")
     if not isinstance(data, dict):
         raise InvalidRequest("body: a JSON object")
     return data
@@ -156,7 +153,7 @@ async def add_certificate(request: web.Request) -> web.Response:
             raise InvalidRequest("certificate: a PEM string")
         cert = Certificate.from_pem(pem)
     else:
-        cert = Certificate.from_pem(await request.read())
+        cert = Certificate.from_pem(await read_small_body(request, request.app[SETTINGS]))
     change = await request.app[STORE].add_certificate(organ_id, cert, actor=who.actor)
     return await _after_change(request, change, created=change.outcome == "changed")
 

@@ -23,7 +23,7 @@ from axis.model import (
     RecipientView,
 )
 from axis.web import query
-from axis.web.body import read_xml_body
+from axis.web.body import read_json_body, read_xml_body
 from axis.web.keys import METRICS, REGISTRY, SETTINGS, STORE
 from axis.web.middleware import principal, require_agency
 
@@ -323,10 +323,9 @@ async def fetch_message(request: web.Request) -> web.StreamResponse:
 async def ack_message(request: web.Request) -> web.Response:
     who, organ_id = await require_agency(request)
     message_id = request.match_info["id"]
-    try:
-        data = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        raise InvalidRequest('body: JSON {"result": "done" | "fail", "reason": "…"}') from None
+    data = await read_json_body(
+        request, request.app[SETTINGS], '{"result": "done" | "fail", "reason": "…"}'
+    )
     if not isinstance(data, dict) or data.get("result") not in ("done", "fail"):
         raise InvalidRequest('result: "done" or "fail"')
     reason = data.get("reason")

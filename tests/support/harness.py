@@ -21,6 +21,7 @@ from axis.config import Settings
 from axis.store import open_store
 from axis.store.protocol import Store
 from axis.web.app import create_app
+from axis.web.server import RUNNER_ARGS, AxisRunner
 from tests.support import packets, pki, signers
 
 _slots = itertools.count(1)
@@ -127,6 +128,18 @@ class AxisHarness:
             return resp.status, await resp.json(content_type=None)
 
 
+class AxisTestServer(TestServer):
+    """aiohttp's test server, serving through the axis's runner with the service's arguments.
+
+    (aiohttp's own test server cancels a handler whose client hangs up; the service does not.)
+    """
+
+    __test__ = False
+
+    async def _make_runner(self, **kwargs: Any) -> AxisRunner:
+        return AxisRunner(self.app, **{**kwargs, **RUNNER_ARGS})
+
+
 @contextlib.asynccontextmanager
 async def start_axis(settings: Settings) -> AsyncIterator[AxisHarness]:
     await bootstrap.initialize(settings)
@@ -135,7 +148,7 @@ async def start_axis(settings: Settings) -> AsyncIterator[AxisHarness]:
     token_id, admin_token, token_hash = tokens.generate()
     await store.issue_token(token_id, token_hash, "admin", None, actor="test")
     app = create_app(settings, store, bootstrap.load_key(settings), own_store=False)
-    server = TestServer(app, host="127.0.0.1")
+    server = AxisTestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
         async with aiohttp.ClientSession() as session:
