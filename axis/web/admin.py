@@ -19,11 +19,11 @@ from axis import codes, jobs, log, registry, timeutil, tokens
 from axis.errors import InvalidRequest, NotFound
 from axis.model import AgencyChange, TokenInfo
 from axis.registry import Agency, Certificate, agency_from_mapping
-from axis.web import query
 from axis.web.agencies import json_response
 from axis.web.body import read_json_body, read_small_body
 from axis.web.keys import REGISTRY, SETTINGS, STORE
 from axis.web.middleware import require
+from axis.web.query import PAGING, Query
 
 T = TypeVar("T")
 _log = log.get("axis.admin")
@@ -50,16 +50,14 @@ def _decode_cursor(cursor: str | None) -> str | None:
     return raw[1:]
 
 
-def page(
-    request: web.Request, items: Sequence[T], key: Callable[[T], str]
-) -> tuple[list[T], str | None]:
+def page(q: Query, items: Sequence[T], key: Callable[[T], str]) -> tuple[list[T], str | None]:
     """One page of ``items`` (sorted by ``key``) after the request's ``cursor``.
 
     The cursor is the last key shown, not an offset: an agency added while an administrator
     pages through is neither shown twice nor makes another one skipped.
     """
-    limit = query.limit(request)
-    after = _decode_cursor(request.query.get("cursor"))
+    limit = q.limit()
+    after = _decode_cursor(q.cursor())
     rest = [i for i in items if after is None or key(i) > after]
     chunk = rest[:limit]
     more = len(rest) > limit
@@ -81,12 +79,11 @@ async def _live_token_ids(
 
 async def list_agencies(request: web.Request) -> web.Response:
     await require(request, "admin")
+    q = Query(request, "status", "kind", "q", *PAGING)
     snapshot = await request.app[REGISTRY].current()
-    status = query.choice(request, "status", registry.STATUSES)
-    matches = snapshot.search(
-        request.query.get("q"), status=status, kind=request.query.get("kind") or None
-    )
-    chunk, next_cursor = page(request, matches, lambda a: a.organ_id)
+    status = q.choice("status", registry.STATUSES)
+    matches = snapshot.search(q.text("q"), status=status, kind=q.text("kind"))
+    chunk, next_cursor = page(q, matches, lambda a: a.organ_id)
     token_ids = await _live_token_ids(request)
     now = timeutil.now()
     items = [registry.admin_json(a, token_ids.get(a.organ_id, []), now) for a in chunk]
@@ -110,6 +107,7 @@ async def _registered(request: web.Request, organ_id: str) -> Agency:
 
 async def get_agency(request: web.Request) -> web.Response:
     await require(request, "admin")
+    Query(request)
     agency = await _registered(request, request.match_info["organ_id"])
     return json_response(await _agency_view(request, agency))
 
@@ -132,6 +130,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 
 async def put_agency(request: web.Request) -> web.Response:
     who = await require(request, "admin")
+    Query(request)
     organ_id = request.match_info["organ_id"]
     data = await _json_body(request)
     existing = (await request.app[REGISTRY].reload()).get(organ_id)
@@ -146,6 +145,7 @@ async def add_certificate(request: web.Request) -> web.Response:
     The body is the PEM itself, or JSON ``{"certificate": PEM}``.
     """
     who = await require(request, "admin")
+    Query(request)
     organ_id = request.match_info["organ_id"]
     if request.content_type == "application/json":
         pem = (await _json_body(request)).get("certificate")
@@ -160,6 +160,7 @@ async def add_certificate(request: web.Request) -> web.Response:
 
 async def remove_certificate(request: web.Request) -> web.Response:
     who = await require(request, "admin")
+    Query(request)
     organ_id = request.match_info["organ_id"]
     sha256 = request.match_info["sha256"].lower()
     await request.app[STORE].remove_certificate(organ_id, sha256, actor=who.actor)
@@ -184,6 +185,7 @@ def token_json(info: TokenInfo) -> dict[str, Any]:
 
 async def issue_agency_token(request: web.Request) -> web.Response:
     who = await require(request, "admin")
+    Query(request)
     organ_id = request.match_info["organ_id"]
     codes.check_registrable(organ_id, field="organ_id")
     await _registered(request, organ_id)
@@ -195,9 +197,10 @@ async def issue_agency_token(request: web.Request) -> web.Response:
 async def list_tokens(request: web.Request) -> web.Response:
     """Tokens by id; ``organ_id``, ``role`` filter; revoked ones only with ``revoked=true``."""
     await require(request, "admin")
-    organ_id = request.query.get("organ_id") or None
-    role = query.choice(request, "role", ("agency", "admin", "auditor"))
-    revoked = query.choice(request, "revoked", ("true", "false")) == "true"
+    q = Query(request, "organ_id", "role", "revoked", *PAGING)
+    organ_id = q.text("organ_id")
+    role = q.choice("role", ("agency", "admin", "auditor"))
+    revoked = q.flag("revoked")
     infos = sorted(
         (
             t
@@ -206,12 +209,13 @@ async def list_tokens(request: web.Request) -> web.Response:
         ),
         key=lambda t: t.token_id,
     )
-    chunk, next_cursor = page(request, infos, lambda t: t.token_id)
+    chunk, next_cursor = page(q, infos, lambda t: t.token_id)
     return json_response({"items": [token_json(t) for t in chunk], "next_cursor": next_cursor})
 
 
 async def revoke_token(request: web.Request) -> web.Response:
     who = await require(request, "admin")
+    Query(request)
     token_id = request.match_info["token_id"]
     if not await request.app[STORE].revoke_token(token_id, actor=who.actor):
         raise NotFound(f"token {token_id}: no live token with that id")

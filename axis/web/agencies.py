@@ -22,10 +22,12 @@ from axis.model import (
     Principal,
     RecipientView,
 )
+from axis.registry import STATUSES
 from axis.web import query
 from axis.web.body import read_json_body, read_xml_body
 from axis.web.keys import METRICS, REGISTRY, SETTINGS, STORE
 from axis.web.middleware import principal, require_agency
+from axis.web.query import PAGING, Query
 
 _log = log.get("axis.web")
 INTAKE = web.AppKey("intake", Intake)
@@ -120,6 +122,7 @@ async def post_status(request: web.Request) -> web.Response:
 
 async def _post_packet(request: web.Request, kind: MessageKind) -> web.Response:
     who, _ = await require_agency(request)
+    Query(request)
     settings = request.app[SETTINGS]
     body: Body | None = None
     try:
@@ -193,6 +196,7 @@ def visible_record(record: MessageRecord, who: Principal) -> MessageRecord | Non
 
 async def load_visible(request: web.Request) -> MessageRecord:
     who = await principal(request)
+    Query(request)
     message_id = request.match_info["id"]
     record = await request.app[STORE].message(message_id)
     visible = visible_record(record, who) if record else None
@@ -241,14 +245,15 @@ async def get_message(request: web.Request) -> web.Response:
 
 async def get_outbox(request: web.Request) -> web.Response:
     _, organ_id = await require_agency(request)
-    overdue = query.choice(request, "overdue", ("true", "false")) == "true"
+    q = Query(request, "since", "until", "document_id", "overdue", *PAGING)
+    overdue = q.flag("overdue")
     page = await request.app[STORE].outbox(
         organ_id,
-        since=query.time(request, "since"),
-        until=query.time(request, "until"),
-        document_id=request.query.get("document_id") or None,
-        cursor=request.query.get("cursor"),
-        limit=query.limit(request),
+        since=q.time("since"),
+        until=q.time("until"),
+        document_id=q.text("document_id"),
+        cursor=q.cursor(),
+        limit=q.limit(),
         overdue_before=request.app[DEADLINE].cutoff(timeutil.now()) if overdue else None,
     )
     items = [
@@ -267,10 +272,11 @@ async def get_outbox(request: web.Request) -> web.Response:
 async def get_inbox(request: web.Request) -> web.Response:
     _, organ_id = await require_agency(request)
     store = request.app[STORE]
-    kind = cast(MessageKind | None, query.choice(request, "kind", ("edoc", "status")))
-    wait = query.number(request, "wait", 0.0, 0.0, 60.0)
-    cursor = request.query.get("cursor")
-    limit = query.limit(request)
+    q = Query(request, "kind", "wait", *PAGING)
+    kind = cast(MessageKind | None, q.choice("kind", ("edoc", "status")))
+    wait = q.seconds("wait", 0.0, 0.0, 60.0)
+    cursor = q.cursor()
+    limit = q.limit()
     page = await store.inbox(organ_id, kind=kind, cursor=cursor, limit=limit)
     if not page.items and wait > 0:
         deadline = time.monotonic() + wait
@@ -298,6 +304,7 @@ async def get_inbox(request: web.Request) -> web.Response:
 
 async def fetch_message(request: web.Request) -> web.StreamResponse:
     who, organ_id = await require_agency(request)
+    Query(request)
     message_id = request.match_info["id"]
     fetched = await request.app[STORE].fetch(message_id, organ_id, actor=who.actor)
     if fetched is None:
@@ -322,6 +329,7 @@ async def fetch_message(request: web.Request) -> web.StreamResponse:
 
 async def ack_message(request: web.Request) -> web.Response:
     who, organ_id = await require_agency(request)
+    Query(request)
     message_id = request.match_info["id"]
     data = await read_json_body(
         request, request.app[SETTINGS], '{"result": "done" | "fail", "reason": "…"}'
@@ -345,17 +353,20 @@ async def ack_message(request: web.Request) -> web.Response:
 
 async def get_agencies(request: web.Request) -> web.Response:
     await principal(request)
+    q = Query(request, "status", "kind", "q", *PAGING)
     registry = await request.app[REGISTRY].current()
-    status = query.choice(request, "status", ("active", "suspended", "closed"))
-    kind = request.query.get("kind") or None
-    matches = registry.search(request.query.get("q"), status=status, kind=kind)
-    limit = query.limit(request)
-    cursor = request.query.get("cursor")
+    status = q.choice("status", STATUSES)
+    matches = registry.search(q.text("q"), status=status, kind=q.text("kind"))
+    limit = q.limit()
+    cursor = q.cursor()
     start = 0
-    if cursor:
+    if cursor is not None:
         try:
-            start = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()[1:])
-        except ValueError:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+            if not raw.startswith("o"):
+                raise ValueError(raw)
+            start = query.digits("cursor", raw[1:], 0, 2**63 - 1)
+        except (ValueError, InvalidRequest):
             raise InvalidRequest(f"cursor: not a cursor this axis gave: {cursor!r}") from None
     chunk = matches[start : start + limit]
     after = start + limit

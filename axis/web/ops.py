@@ -15,9 +15,11 @@ from axis.metrics import process_readings
 from axis.web.agencies import json_response, load_visible
 from axis.web.keys import AXIS_CERTIFICATES, AXIS_KEY, METRICS, OPENAPI, REGISTRY, SETTINGS, STORE
 from axis.web.middleware import problem_response
+from axis.web.query import Query
 
 
 async def healthz(request: web.Request) -> web.Response:
+    Query(request)
     return json_response({"ok": True})
 
 
@@ -27,6 +29,7 @@ def _disk_free(settings: Settings) -> int:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    Query(request)
     details: dict[str, object] = {"signing_key": AXIS_KEY in request.app}
     try:
         details["store"] = await request.app[STORE].healthy()
@@ -60,6 +63,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    Query(request)
     registry = await request.app[REGISTRY].current()
     expiring = len(registry.expiring(timeutil.now()))
     text = request.app[METRICS].render(
@@ -76,11 +80,13 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def axis_certificates(request: web.Request) -> web.Response:
     """The current certificate, then those of earlier keys: a PEM bundle for auditors."""
+    Query(request)
     bundle = b"".join(pem.rstrip(b"\n") + b"\n" for pem in request.app[AXIS_CERTIFICATES])
     return web.Response(body=bundle, content_type="application/x-pem-file")
 
 
 async def axis_certificate(request: web.Request) -> web.Response:
+    Query(request)
     return web.Response(body=request.app[AXIS_KEY].cert_pem, content_type="application/x-pem-file")
 
 
@@ -97,6 +103,7 @@ _OPENAPI = Path(__file__).resolve().parents[2] / "openapi.yaml"
 
 async def openapi(request: web.Request) -> web.Response:
     """The API description, for integrators' tools; public like the axis certificate."""
+    Query(request)
     if not request.app[OPENAPI]:
         raise NotFound("openapi.yaml is not installed beside this axis")
     return web.Response(body=request.app[OPENAPI], content_type="application/yaml")
