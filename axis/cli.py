@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from axis import bootstrap, cli_agencies, cli_audit, cli_key, cli_worker, log, tokens
+from axis import bootstrap, cli_agencies, cli_audit, cli_key, cli_worker, log, registry, tokens
 from axis.cli_support import actor, common_flags, with_store
 from axis.config import Settings, build_settings
 from axis.errors import AxisError
@@ -84,8 +84,8 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
         async def issue(store: Store) -> str:
             organ_id = args.agency
-            if organ_id is not None and (await store.registry()).get(organ_id) is None:
-                raise AxisError(f"agency {organ_id} is not registered")
+            if organ_id is not None:
+                registry.check_token_holder((await store.registry()).get(organ_id), organ_id)
             token_id, token, token_hash = tokens.generate()
             role: Role = "agency" if organ_id else args.role
             await store.issue_token(token_id, token_hash, role, organ_id, actor=actor())

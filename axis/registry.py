@@ -26,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from axis import codes, timeutil
-from axis.errors import InvalidRequest
+from axis.errors import AgencyNotActive, InvalidRequest, NotFound
 
 Kind = str  # "central" | "provincial" | "unit" | ... (the contract leaves the list open)
 AgencyStatus = Literal["active", "suspended", "closed"]
@@ -466,6 +466,50 @@ def check_links(agency: Agency, lookup: LinkLookup) -> None:
         raise InvalidRequest(f"successor: {successor} is {status}, not active")
 
 
+def check_token_holder(agency: Agency | None, organ_id: str) -> Agency:
+    """The agency a new token is issued for: registered and active, or refused.
+
+    A suspended or closed agency's tokens are refused (403) at every request, so a token
+    issued for one would only fail later, where the administrator does not see why.
+    """
+    if agency is None:
+        raise NotFound(f"agency {organ_id}: not registered")
+    if agency.status == "active":
+        return agency
+    if agency.status == "closed" and agency.successor:
+        raise AgencyNotActive(
+            f"agency {organ_id} is closed and its mail goes to {agency.successor}; a token for"
+            f" it would be refused: issue the token for {agency.successor}"
+        )
+    raise AgencyNotActive(
+        f"agency {organ_id} is {agency.status}: a token for it would be refused (403); set its"
+        " status to active first, then issue the token"
+    )
+
+
+def check_certificates_unique(agency: Agency, registry: Registry) -> None:
+    """Refuse a certificate already pinned for another agency, naming that agency.
+
+    A certificate identifies one signer: pinned for two agencies, a package signed by either
+    would verify as sent by the other's key (typically an administrator pasting one agency's
+    certificate into another's entry). Each agency pins its own.
+    """
+    mine = {c.sha256 for c in agency.certificates}
+    if not mine:
+        return
+    for other in registry.agencies.values():
+        if other.organ_id == agency.organ_id:
+            continue
+        for cert in other.certificates:
+            if cert.sha256 in mine:
+                raise InvalidRequest(
+                    f"certificates: {cert.sha256} ({cert.subject}) is already pinned for"
+                    f" {other.organ_id} ({other.name}); a certificate identifies one signer:"
+                    f" pin {agency.organ_id}'s own certificate, or unpin it from"
+                    f" {other.organ_id} first"
+                )
+
+
 def comparable(agency: Agency) -> dict[str, Any]:
     """The fields that make two registrations the same; certificates by digest, unordered."""
     out = to_mapping(agency)
@@ -583,6 +627,7 @@ class Registry:
         for agency in agencies:
             try:
                 check_links(agency, after.link)
+                check_certificates_unique(agency, after)
             except InvalidRequest as exc:
                 problems.append(f"{agency.organ_id}: {exc.detail}")
         _raise_problems(where, problems)

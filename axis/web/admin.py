@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -133,8 +134,9 @@ async def put_agency(request: web.Request) -> web.Response:
     Query(request)
     organ_id = request.match_info["organ_id"]
     data = await _json_body(request)
-    existing = (await request.app[REGISTRY].reload()).get(organ_id)
-    agency = agency_from_mapping(organ_id, data, existing)
+    snapshot = await request.app[REGISTRY].reload()
+    agency = agency_from_mapping(organ_id, data, snapshot.get(organ_id))
+    registry.check_certificates_unique(agency, snapshot)
     change = await request.app[STORE].save_agency(agency, actor=who.actor)
     return await _after_change(request, change, created=change.outcome == "added")
 
@@ -154,6 +156,10 @@ async def add_certificate(request: web.Request) -> web.Response:
         cert = Certificate.from_pem(pem)
     else:
         cert = Certificate.from_pem(await read_small_body(request, request.app[SETTINGS]))
+    snapshot = await request.app[REGISTRY].reload()
+    existing = snapshot.get(organ_id)
+    if existing is not None:
+        registry.check_certificates_unique(replace(existing, certificates=(cert,)), snapshot)
     change = await request.app[STORE].add_certificate(organ_id, cert, actor=who.actor)
     return await _after_change(request, change, created=change.outcome == "changed")
 
@@ -188,7 +194,7 @@ async def issue_agency_token(request: web.Request) -> web.Response:
     Query(request)
     organ_id = request.match_info["organ_id"]
     codes.check_registrable(organ_id, field="organ_id")
-    await _registered(request, organ_id)
+    registry.check_token_holder((await request.app[REGISTRY].reload()).get(organ_id), organ_id)
     token_id, token, token_hash = tokens.generate()
     await request.app[STORE].issue_token(token_id, token_hash, "agency", organ_id, actor=who.actor)
     return json_response({"token_id": token_id, "token": token}, 201)

@@ -61,7 +61,12 @@ class AxisHarness:
         kind: str | None = None,
         **fields: Any,
     ) -> TestAgency:
-        """Register (or re-register) an agency with a certificate and give it a token."""
+        """Register (or re-register) an agency with a certificate and give it a token.
+
+        The token comes from the API when the agency is active; for a suspended or closed one
+        (whose token the API refuses to issue) straight from the store, as one issued before
+        the agency was suspended.
+        """
         ident = ident or pki.identity("rsa2048", common_name=f"{organ_id} signer")
         body: dict[str, Any] = {
             "name": name or f"Test agency {organ_id}",
@@ -73,6 +78,10 @@ class AxisHarness:
             f"{self.url}/v1/admin/agencies/{organ_id}", json=body, headers=self.admin
         ) as resp:
             assert resp.status in (200, 201), await resp.text()
+        if fields.get("status", "active") != "active":
+            token_id, token, token_hash = tokens.generate()
+            await self.store.issue_token(token_id, token_hash, "agency", organ_id, actor="test")
+            return TestAgency(organ_id, ident, token)
         async with self.session.post(
             f"{self.url}/v1/admin/agencies/{organ_id}/tokens", headers=self.admin
         ) as resp:
