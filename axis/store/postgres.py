@@ -26,6 +26,7 @@ from axis.model import (
     AcceptResult,
     Acked,
     AckResult,
+    DeliveryGauges,
     DocumentInfo,
     Fetched,
     InboxItem,
@@ -590,3 +591,28 @@ class PostgresStore(PostgresAuditOps, PostgresPushOps, PostgresAdminOps, Postgre
             return Acked(delivery_id, target, tx.at)
 
         return await self._write(op)
+
+    # ----------------------------------------------------------------- gauges
+
+    async def delivery_gauges(self) -> DeliveryGauges:
+        rows = await self._read(
+            "fetch",
+            "SELECT state, count(*), min(seq) FROM deliveries WHERE open GROUP BY state",
+        )
+        counts = {state: (count, first) for state, count, first in rows}
+        firsts = [counts[s][1] for s in ("queued", "retrying") if s in counts]
+        oldest = None
+        if firsts:  # deliveries are numbered as their messages are accepted
+            oldest = await self._read(
+                "fetchval",
+                "SELECT m.received_at FROM deliveries d JOIN messages m ON m.id = d.message_id"
+                " WHERE d.seq = $1",
+                min(firsts),
+            )
+        return DeliveryGauges(
+            queued=counts.get("queued", (0, 0))[0],
+            fetched=counts.get("fetched", (0, 0))[0],
+            retrying=counts.get("retrying", (0, 0))[0],
+            dead=counts.get("dead", (0, 0))[0],
+            oldest_undelivered_at=oldest,
+        )

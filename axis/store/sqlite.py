@@ -21,6 +21,7 @@ from axis.model import (
     AcceptResult,
     Acked,
     AckResult,
+    DeliveryGauges,
     DocumentInfo,
     Fetched,
     InboxItem,
@@ -469,3 +470,29 @@ class SqliteStore(SqliteAuditOps, SqlitePushOps, SqliteAdminOps, SqliteBase):
             return Acked(delivery_id, target, tx.at)
 
         return await self._write(op)
+
+    # ----------------------------------------------------------------- gauges
+
+    async def delivery_gauges(self) -> DeliveryGauges:
+        counts = {
+            state: (count, first)
+            for state, count, first in self._r.execute(
+                "SELECT state, COUNT(*), MIN(seq) FROM deliveries WHERE open = 1 GROUP BY state"
+            ).fetchall()
+        }
+        firsts = [counts[s][1] for s in ("queued", "retrying") if s in counts]
+        oldest = None
+        if firsts:  # deliveries are numbered as their messages are accepted
+            row = self._r.execute(
+                "SELECT m.received_at FROM deliveries d JOIN messages m ON m.id = d.message_id"
+                " WHERE d.seq = ?",
+                (min(firsts),),
+            ).fetchone()
+            oldest = row[0] if row else None
+        return DeliveryGauges(
+            queued=counts.get("queued", (0, 0))[0],
+            fetched=counts.get("fetched", (0, 0))[0],
+            retrying=counts.get("retrying", (0, 0))[0],
+            dead=counts.get("dead", (0, 0))[0],
+            oldest_undelivered_at=oldest,
+        )

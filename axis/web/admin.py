@@ -113,8 +113,20 @@ async def get_agency(request: web.Request) -> web.Response:
     return json_response(await _agency_view(request, agency))
 
 
+def _log_change(change: AgencyChange) -> None:
+    """An administrator's act in the operational log too (the audit log has its event)."""
+    level = "debug" if change.outcome == "unchanged" else "info"
+    getattr(_log, level)(
+        "agency_changed",
+        organ_id=change.organ_id,
+        outcome=change.outcome,
+        fields=sorted(change.changes),
+    )
+
+
 async def _after_change(request: web.Request, change: AgencyChange, created: bool) -> web.Response:
     """Reload the snapshot, report any new expiring pin, answer with the agency as stored."""
+    _log_change(change)
     snapshot = await request.app[REGISTRY].reload()
     await jobs.report_expiring(request.app[STORE], request.app[REGISTRY])
     stored = snapshot.get(change.organ_id)
@@ -169,7 +181,7 @@ async def remove_certificate(request: web.Request) -> web.Response:
     Query(request)
     organ_id = request.match_info["organ_id"]
     sha256 = request.match_info["sha256"].lower()
-    await request.app[STORE].remove_certificate(organ_id, sha256, actor=who.actor)
+    _log_change(await request.app[STORE].remove_certificate(organ_id, sha256, actor=who.actor))
     await request.app[REGISTRY].reload()
     return web.Response(status=204)
 
@@ -197,6 +209,7 @@ async def issue_agency_token(request: web.Request) -> web.Response:
     registry.check_token_holder((await request.app[REGISTRY].reload()).get(organ_id), organ_id)
     token_id, token, token_hash = tokens.generate()
     await request.app[STORE].issue_token(token_id, token_hash, "agency", organ_id, actor=who.actor)
+    _log.info("token_issued", token_id=token_id, role="agency", organ_id=organ_id)
     return json_response({"token_id": token_id, "token": token}, 201)
 
 
@@ -225,6 +238,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     token_id = request.match_info["token_id"]
     if not await request.app[STORE].revoke_token(token_id, actor=who.actor):
         raise NotFound(f"token {token_id}: no live token with that id")
+    _log.info("token_revoked", token_id=token_id)
     return web.Response(status=204)
 
 

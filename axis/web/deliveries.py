@@ -6,12 +6,15 @@ from typing import Any
 
 from aiohttp import web
 
+from axis import log
 from axis.errors import NotFound
 from axis.model import DELIVERY_STATES, DeliveryView
 from axis.web.agencies import json_response
 from axis.web.keys import STORE
 from axis.web.middleware import require
 from axis.web.query import PAGING, Query
+
+_log = log.get("axis.admin")
 
 
 def delivery_json(view: DeliveryView) -> dict[str, Any]:
@@ -54,6 +57,13 @@ async def redeliver(request: web.Request) -> web.Response:
     view = await request.app[STORE].redeliver(delivery_id, actor=who.actor)
     if view is None:
         raise NotFound(f"delivery {delivery_id}: no such delivery")
+    _log.info(
+        "delivery_redelivered",
+        delivery_id=delivery_id,
+        message_id=view.message_id,
+        organ_id=view.delivered_to,
+        attempts=view.attempts,
+    )
     return json_response(delivery_json(view))
 
 
