@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -99,6 +100,14 @@ async def _agency_view(request: web.Request, agency: Agency) -> dict[str, Any]:
     return body
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
+
+
+def _organ_id(request: web.Request) -> str:
+    """The path's agency code, in the registry's form (or 400 saying what is wrong)."""
+    return codes.check_registrable(request.match_info["organ_id"], field="organ_id")
+
+
 async def _registered(request: web.Request, organ_id: str) -> Agency:
     agency = (await request.app[REGISTRY].current()).get(organ_id)
     if agency is None:
@@ -109,7 +118,7 @@ async def _registered(request: web.Request, organ_id: str) -> Agency:
 async def get_agency(request: web.Request) -> web.Response:
     await require(request, "admin")
     Query(request)
-    agency = await _registered(request, request.match_info["organ_id"])
+    agency = await _registered(request, _organ_id(request))
     return json_response(await _agency_view(request, agency))
 
 
@@ -160,7 +169,7 @@ async def add_certificate(request: web.Request) -> web.Response:
     """
     who = await require(request, "admin")
     Query(request)
-    organ_id = request.match_info["organ_id"]
+    organ_id = _organ_id(request)
     if request.content_type == "application/json":
         pem = (await _json_body(request)).get("certificate")
         if not isinstance(pem, str):
@@ -179,8 +188,10 @@ async def add_certificate(request: web.Request) -> web.Response:
 async def remove_certificate(request: web.Request) -> web.Response:
     who = await require(request, "admin")
     Query(request)
-    organ_id = request.match_info["organ_id"]
+    organ_id = _organ_id(request)
     sha256 = request.match_info["sha256"].lower()
+    if _SHA256.fullmatch(sha256) is None:
+        raise InvalidRequest(f"sha256: 64 hex digits (the certificate's SHA-256), not {sha256!r}")
     _log_change(await request.app[STORE].remove_certificate(organ_id, sha256, actor=who.actor))
     await request.app[REGISTRY].reload()
     return web.Response(status=204)

@@ -23,7 +23,11 @@ from axis.errors import InvalidRequest
 from axis.model import EVENT_TYPES
 
 _DIGITS = re.compile(r"[0-9]{1,19}", re.ASCII)
-_DECIMAL = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?", re.ASCII)
+# a JSON number (what the description's `type: number` means), nothing else float() takes
+_NUMBER = re.compile(
+    r"-?(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,16})?(?:[eE][+-]?[0-9]{1,3})?", re.ASCII
+)
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}", re.ASCII)
 # paging: every endpoint that pages takes these two
 PAGING = ("limit", "cursor")
 
@@ -72,7 +76,11 @@ class Query:
         return 100 if raw is None else digits("limit", raw, 1, 1000)
 
     def cursor(self) -> str | None:
-        return self._raw("cursor")
+        """The page's cursor as given; its form checked here, its meaning by the listing."""
+        raw = self._raw("cursor")
+        if raw is not None and _CURSOR.fullmatch(raw) is None:
+            raise InvalidRequest(f"cursor: not a cursor this axis gave: {raw[:64]!r}")
+        return raw
 
     def time(self, name: str) -> datetime | None:
         raw = self._raw(name)
@@ -98,14 +106,14 @@ class Query:
         return raw
 
     def seconds(self, name: str, default: float, lo: float, hi: float) -> float:
-        """A number of seconds in ASCII decimal (``0.5``, ``30``), from ``lo`` to ``hi``."""
+        """A number of seconds written as a JSON number (``0.5``, ``30``), ``lo`` to ``hi``."""
         raw = self._raw(name)
         if raw is None:
             return default
-        if _DECIMAL.fullmatch(raw) is None:
+        if _NUMBER.fullmatch(raw) is None:
             raise InvalidRequest(
                 f"{name}: a number of seconds from {lo:g} to {hi:g} (digits, a '.' for"
-                f" fractions), not {raw!r}"
+                f" fractions), not {raw[:64]!r}"
             )
         value = float(raw)
         if not lo <= value <= hi:

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SPEC_FILE = ROOT / "openapi.yaml"
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 PUBLIC = {
+    "/",
     "/healthz",
     "/readyz",
     "/metrics",
@@ -243,6 +244,19 @@ def test_problem_codes_cover_every_code_the_server_answers(spec: Spec) -> None:
     enum = schema(spec, "Problem")["properties"]["code"]["enum"]
     assert len(enum) == len(set(enum))
     assert set(enum) == served
+
+
+def test_event_types_are_those_of_the_model(spec: Spec) -> None:
+    """The `type` filter lists exactly the event types the server takes (and writes)."""
+    from axis.model import EVENT_TYPES
+
+    assert schema(spec, "EventType")["enum"] == list(EVENT_TYPES)
+
+
+def test_every_operation_may_answer_400(spec: Spec) -> None:
+    """Any operation refuses an unknown or empty query parameter, so each lists a 400."""
+    for method, path, op in operations(spec):
+        assert "400" in op["responses"], (method, path)
 
 
 def test_query_bounds_are_those_the_code_enforces(spec: Spec) -> None:
