@@ -14,6 +14,7 @@ functions inside its write transaction, so two racing administrators cannot buil
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -235,6 +236,9 @@ def default_kind(organ_id: str) -> str:
     return "provincial" if organ_id[-3] in "HK" else "central"
 
 
+_KIND = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}", re.ASCII)
+
+
 def agency_from_mapping(
     organ_id: str, data: Mapping[str, Any], existing: Agency | None = None
 ) -> Agency:
@@ -259,11 +263,17 @@ def agency_from_mapping(
         raise InvalidRequest("name: control, private-use or unassigned characters")
     if len(name) > NAME_MAX:
         raise InvalidRequest(f"name: at most {NAME_MAX} characters")
-    kind = data.get("kind") or default_kind(organ_id)
-    if not isinstance(kind, str) or not kind.isidentifier():
-        raise InvalidRequest("kind: a short word such as central, provincial, unit")
-    status = data.get("status") or "active"
-    if status not in STATUSES:
+    kind = data.get("kind")
+    if kind is None:
+        kind = default_kind(organ_id)
+    elif not isinstance(kind, str) or _KIND.fullmatch(kind) is None:
+        raise InvalidRequest(
+            "kind: a short word of letters, digits and _ such as central, provincial, unit"
+        )
+    status = data.get("status")
+    if status is None:
+        status = "active"
+    if not isinstance(status, str) or status not in STATUSES:
         raise InvalidRequest(f"status: one of {', '.join(STATUSES)}, not {status!r}")
     parent = data.get("parent")
     derived = codes.parent(organ_id)

@@ -161,8 +161,11 @@ class AxisProtocol(RequestHandler):
     def log_exception(self, *args: Any, **kw: Any) -> None:
         """aiohttp's other reports (an exception outside any handler): one JSON line."""
         exc = kw.get("exc_info")
-        text = args[0] % args[1:] if args and len(args) > 1 else (args[0] if args else "")
-        _log.error("http_server_error", message=str(text)[:500], error=repr(exc))
+        try:
+            text = str(args[0]) % args[1:] if len(args) > 1 else str(args[0] if args else "")
+        except (TypeError, ValueError):
+            text = " ".join(map(str, args))
+        _log.error("http_server_error", message=text[:500], error=repr(exc))
 
 
 class AxisServer(web.Server):
