@@ -148,7 +148,7 @@ async def test_a_trickled_body_is_cut_off_at_its_deadline(quick: AxisHarness) ->
     problem = answer.json()
     assert "AXIS_BODY_MIN_RATE" in str(problem["detail"])
     # 0.5 s of grace plus a few bytes at 1024 B/s: cut a little after 0.5 s, not at 20 s
-    assert STALL <= answer.answered_after < STALL + 1.0
+    assert STALL <= answer.answered_after < STALL + 1.5
 
 
 async def test_a_slow_but_steady_package_is_accepted(quick: AxisHarness) -> None:
@@ -164,7 +164,7 @@ async def test_a_slow_but_steady_package_is_accepted(quick: AxisHarness) -> None
     for at in range(0, len(body), 1024):
         writer.write(body[at : at + 1024])
         await writer.drain()
-        await asyncio.sleep(0.3)  # 3.4 KB/s: slow, above the 1 KB/s floor
+        await asyncio.sleep(0.2)  # 5 KB/s: slow, above the 1 KB/s floor
     answer = await read_answer(reader, started, eof_wait=0.1)
     writer.close()
     assert answer.status == 201, answer.raw
@@ -221,13 +221,17 @@ async def test_a_flood_of_malformed_requests_costs_the_log_a_few_lines(axis: Axi
     """Sixty garbage connections in a burst: every one answered 400, at most a handful of
     log lines (rate-limited for the process), the next line counting what was left out."""
     data = MALFORMED["nul-in-header"][0]
+    started = time.monotonic()
     with structlog.testing.capture_logs() as logs:
         answers = await asyncio.gather(
             *(send_and_read(axis.url, data, eof_wait=0.5) for _ in range(60))
         )
+    seconds = time.monotonic() - started
     assert {a.status for a in answers} == {400}
     lines = [e for e in logs if e["event"] == "http_malformed"]
-    assert 1 <= len(lines) <= 10, len(lines)
+    # at most 5 a second (the burst may straddle one more second than it lasted)
+    assert 1 <= len(lines) <= 5 * (int(seconds) + 2) < 60, (len(lines), seconds)
+    assert len(lines) + sum(int(str(e["dropped"])) for e in lines) <= 60
 
 
 async def test_a_request_after_a_parse_error_is_not_read(axis: AxisHarness) -> None:
