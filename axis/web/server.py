@@ -113,7 +113,7 @@ class AxisProtocol(RequestHandler):
         if request.writer.output_size > 0:  # an answer is on its way already: only close
             raise ConnectionError("an answer was being sent when the request failed")
         if status >= 500:
-            _log.error("request_crashed", status=status, error=repr(exc))
+            _log.error("request_crashed", status=status, error=repr(exc), exc_info=exc)
             if self.metrics is not None:
                 self.metrics.inc(
                     "axis_http_requests_total",
