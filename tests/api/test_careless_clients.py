@@ -262,3 +262,16 @@ async def test_a_chunk_size_broken_mid_body_is_answered_at_once(axis: AxisHarnes
     assert "chunk size" in str(answer.json()["detail"])
     assert answer.answered_after < 2.0
     assert answer.closed_after is not None
+
+
+async def test_a_json_body_over_a_mebibyte_is_413(axis: AxisHarness) -> None:
+    """JSON and PEM bodies are read in memory, so they are bounded well below
+    AXIS_MAX_BYTES: over 1 MiB is 413 too_large, the rest unread."""
+    body = orjson.dumps({"name": "x" * (1024 * 1024 + 10)})
+    async with axis.session.put(
+        f"{axis.url}/v1/admin/agencies/{H41}",
+        data=body,
+        headers={**axis.admin, "Content-Type": "application/json"},
+    ) as resp:
+        assert resp.status == 413
+        assert (await resp.json())["code"] == "too_large"
