@@ -18,6 +18,8 @@ from axis.lifecycle import ReceiptDeadline  # the rule owns its syntax
 from axis.retry import RetryPolicy  # the policy owns the rules its timings obey
 
 MIB = 1024 * 1024
+# the slowest AXIS_BODY_MIN_RATE taken: a modem's pace; any slower is a client holding a socket
+BODY_MIN_RATE_FLOOR = 1024.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,9 @@ class Settings:
     body_timeout: float = 60.0  # seconds a request body may stall before it is dropped
     # seconds an idle keep-alive connection stays open (the VNPT SDK never closes its own)
     keepalive_timeout: float = 75.0
+    # bytes a second a body must keep up on average: each one must be whole within
+    # body_timeout + size / body_min_rate seconds, so a trickle cannot hold a connection
+    body_min_rate: float = 16384.0
     push_retry_base: float = 10.0
     push_retry_cap: float = 3600.0
     push_max_age: float = 259200.0
@@ -108,6 +113,7 @@ _ENV: dict[str, str] = {
     "spool_threshold": "AXIS_SPOOL_THRESHOLD",
     "body_timeout": "AXIS_BODY_TIMEOUT",
     "keepalive_timeout": "AXIS_KEEPALIVE_TIMEOUT",
+    "body_min_rate": "AXIS_BODY_MIN_RATE",
     "push_retry_base": "AXIS_PUSH_RETRY_BASE",
     "push_retry_cap": "AXIS_PUSH_RETRY_CAP",
     "push_max_age": "AXIS_PUSH_MAX_AGE",
@@ -183,6 +189,12 @@ def build_settings(
         )
     if settings.body_timeout <= 0:
         raise ValueError(f"AXIS_BODY_TIMEOUT must be positive, not {settings.body_timeout}")
+    if settings.body_min_rate < BODY_MIN_RATE_FLOOR:
+        raise ValueError(
+            f"AXIS_BODY_MIN_RATE must be at least {BODY_MIN_RATE_FLOOR:g} bytes a second, not"
+            f" {settings.body_min_rate:g} (slower, a {settings.max_bytes}-byte body could hold"
+            " a connection for days)"
+        )
     if settings.push_timeout <= 0:
         raise ValueError(f"AXIS_PUSH_TIMEOUT must be positive, not {settings.push_timeout}")
     if settings.rate_limit < 0 or settings.rate_burst < 0:

@@ -169,6 +169,12 @@ class RequestTimeout(AxisError):
     closes_connection = True
 
 
+class AgencyNotActive(AxisError):
+    code = "agency_not_active"
+    status = 409
+    title = "The agency is not active"
+
+
 class RateLimited(AxisError):
     code = "rate_limited"
     status = 429
@@ -208,6 +214,18 @@ class UnknownSender(AxisError):
     code = "unknown_sender"
     status = 422
     title = "The sending agency is not registered"
+
+
+class ClientGone(Exception):
+    """The client closed its connection before its request was read whole.
+
+    A client event, not a failure of the axis: nothing is answered (nobody is listening), it
+    is logged at info as ``client_aborted`` and counted apart from the answered requests.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 class StoreError(Exception):

@@ -24,6 +24,18 @@ HELP = {
     "axis_store_commits_total": "Store commits since start; each is one fsync (group commit).",
     "axis_store_writes_total": "Write operations carried by those commits since start.",
     "axis_http_requests_total": "HTTP requests answered, by method, route and status.",
+    "axis_client_aborts_total": (
+        "Requests whose client hung up before its request was read, by method and route"
+        " (a client event: not in axis_http_requests_total)."
+    ),
+    "axis_http_malformed_total": "Requests aiohttp could not parse, answered 400 and closed.",
+    "axis_deliveries": (
+        "Deliveries not yet acknowledged, by state, across the store (read at most once a second)."
+    ),
+    "axis_delivery_oldest_undelivered_seconds": (
+        "Age of the oldest delivery still queued or retrying (neither fetched nor pushed);"
+        " 0 when there is none."
+    ),
     "axis_process_info": "This serving process (with --workers, each scrape meets one of them).",
     "process_cpu_seconds_total": "CPU time this process has used, user and system.",
     "process_resident_memory_bytes": "Resident memory of this process.",

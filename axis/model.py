@@ -401,3 +401,19 @@ class DeliveryView:
     updated_at: str
     push_since: str | None
     next_attempt_at: str | None  # None: due since queued, or nothing to push (done, dead)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryGauges:
+    """Where the deliveries not yet acknowledged stand: what an operator alerts on.
+
+    ``oldest_undelivered_at`` is the ``received_at`` of the oldest delivery still ``queued``
+    or ``retrying`` (neither fetched nor pushed; dead letters are counted apart), None when
+    there is none.
+    """
+
+    queued: int
+    fetched: int
+    retrying: int
+    dead: int
+    oldest_undelivered_at: str | None

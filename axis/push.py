@@ -461,7 +461,14 @@ class Lane:
             _log.debug("push_result_skipped", **fields)
         elif state == "acked":
             metrics.inc("axis_push_acked_total")
-            _log.debug("push_acked", **fields, status=attempt.status)
+            _log.info(
+                "push_acked",
+                **fields,
+                organ_id=job.delivered_to,
+                endpoint=self.url,
+                status=attempt.status,
+                attempt=job.attempts + 1,
+            )
         elif state == "dead":
             metrics.inc("axis_push_failed_total")
             metrics.inc("axis_push_dead_total")

@@ -14,6 +14,7 @@ functions inside its write transaction, so two racing administrators cannot buil
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from axis import codes, timeutil
-from axis.errors import InvalidRequest
+from axis.errors import AgencyNotActive, InvalidRequest, NotFound
 
 Kind = str  # "central" | "provincial" | "unit" | ... (the contract leaves the list open)
 AgencyStatus = Literal["active", "suspended", "closed"]
@@ -240,6 +241,9 @@ def default_kind(organ_id: str) -> str:
     return "provincial" if organ_id[-3] in "HK" else "central"
 
 
+_KIND = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}", re.ASCII)
+
+
 def agency_from_mapping(
     organ_id: str, data: Mapping[str, Any], existing: Agency | None = None
 ) -> Agency:
@@ -264,11 +268,17 @@ def agency_from_mapping(
         raise InvalidRequest("name: control, private-use or unassigned characters")
     if len(name) > NAME_MAX:
         raise InvalidRequest(f"name: at most {NAME_MAX} characters")
-    kind = data.get("kind") or default_kind(organ_id)
-    if not isinstance(kind, str) or not kind.isidentifier():
-        raise InvalidRequest("kind: a short word such as central, provincial, unit")
-    status = data.get("status") or "active"
-    if status not in STATUSES:
+    kind = data.get("kind")
+    if kind is None:
+        kind = default_kind(organ_id)
+    elif not isinstance(kind, str) or _KIND.fullmatch(kind) is None:
+        raise InvalidRequest(
+            "kind: a short word of letters, digits and _ such as central, provincial, unit"
+        )
+    status = data.get("status")
+    if status is None:
+        status = "active"
+    if not isinstance(status, str) or status not in STATUSES:
         raise InvalidRequest(f"status: one of {', '.join(STATUSES)}, not {status!r}")
     parent = data.get("parent")
     derived = codes.parent(organ_id)
@@ -471,6 +481,50 @@ def check_links(agency: Agency, lookup: LinkLookup) -> None:
         raise InvalidRequest(f"successor: {successor} is {status}, not active")
 
 
+def check_token_holder(agency: Agency | None, organ_id: str) -> Agency:
+    """The agency a new token is issued for: registered and active, or refused.
+
+    A suspended or closed agency's tokens are refused (403) at every request, so a token
+    issued for one would only fail later, where the administrator does not see why.
+    """
+    if agency is None:
+        raise NotFound(f"agency {organ_id}: not registered")
+    if agency.status == "active":
+        return agency
+    if agency.status == "closed" and agency.successor:
+        raise AgencyNotActive(
+            f"agency {organ_id} is closed and its mail goes to {agency.successor}; a token for"
+            f" it would be refused: issue the token for {agency.successor}"
+        )
+    raise AgencyNotActive(
+        f"agency {organ_id} is {agency.status}: a token for it would be refused (403); set its"
+        " status to active first, then issue the token"
+    )
+
+
+def check_certificates_unique(agency: Agency, registry: Registry) -> None:
+    """Refuse a certificate already pinned for another agency, naming that agency.
+
+    A certificate identifies one signer: pinned for two agencies, a package signed by either
+    would verify as sent by the other's key (typically an administrator pasting one agency's
+    certificate into another's entry). Each agency pins its own.
+    """
+    mine = {c.sha256 for c in agency.certificates}
+    if not mine:
+        return
+    for other in registry.agencies.values():
+        if other.organ_id == agency.organ_id:
+            continue
+        for cert in other.certificates:
+            if cert.sha256 in mine:
+                raise InvalidRequest(
+                    f"certificates: {cert.sha256} ({cert.subject}) is already pinned for"
+                    f" {other.organ_id} ({other.name}); a certificate identifies one signer:"
+                    f" pin {agency.organ_id}'s own certificate, or unpin it from"
+                    f" {other.organ_id} first"
+                )
+
+
 def comparable(agency: Agency) -> dict[str, Any]:
     """The fields that make two registrations the same; certificates by digest, unordered."""
     out = to_mapping(agency)
@@ -588,6 +642,7 @@ class Registry:
         for agency in agencies:
             try:
                 check_links(agency, after.link)
+                check_certificates_unique(agency, after)
             except InvalidRequest as exc:
                 problems.append(f"{agency.organ_id}: {exc.detail}")
         _raise_problems(where, problems)

@@ -48,8 +48,12 @@ def route(addressees: Sequence[str], registry: Registry) -> tuple[Route, ...]:
                 f"To/OrganId {organ_id} is closed; its successor {chain[-1]} is not registered"
             )
         if final.status != "active":
-            via = f" (forwarded via {' -> '.join(chain)})" if len(chain) > 1 else ""
-            raise RecipientUnavailable(f"To/OrganId {organ_id} is {final.status}{via}")
+            if len(chain) == 1:
+                raise RecipientUnavailable(f"To/OrganId {organ_id} is {final.status}")
+            raise RecipientUnavailable(
+                f"To/OrganId {organ_id} is closed and its mail goes to {final.organ_id}"
+                f" ({' -> '.join(chain)}), which is {final.status}"
+            )
         routes.append(Route(organ_id, final.organ_id))
     return tuple(routes)
 

@@ -170,6 +170,7 @@ def verify_package(
     root = tree.getroot()
     signature = _the_signature(root)
     signed_info, reference, c14n_uris = _check_structure(signature)
+    _check_filled_in(signature, reference)
     method, digest = _check_algorithms(signed_info, reference, allow_sha1=allow_sha1)
     der = _trusted_certificate(signature, trusted, now)
     key = _load_key(der)
@@ -328,6 +329,28 @@ def _check_structure(
     return signed_info, reference, [c14n, *transforms]
 
 
+def _blank(element: etree._Element | None) -> bool:
+    return element is not None and not "".join((element.text or "").split())
+
+
+def _check_filled_in(signature: etree._Element, reference: etree._Element) -> None:
+    """A signature template never signed is a missing signature, not an untrusted signer.
+
+    The template every sender starts from carries empty ``SignatureValue``, ``DigestValue``
+    and ``X509Certificate``; checked further, it would be refused for a certificate with the
+    SHA-256 of nothing, which points the sender the wrong way.
+    """
+    if not _blank(_child(signature, "SignatureValue")):
+        return
+    empty = ["ds:SignatureValue"]
+    if _blank(_child(reference, "DigestValue")):
+        empty.append("ds:DigestValue")
+    raise SignatureMissing(
+        f"the signature is empty: sign the package ({' and '.join(empty)} hold no value: the"
+        " ds:Signature is a template that was never signed)"
+    )
+
+
 def _check_transforms(reference: etree._Element) -> list[str]:
     """enveloped-signature, then at most one canonicalization: returns that one, if any."""
     container = _child(reference, "Transforms")
@@ -441,6 +464,11 @@ def _trusted_certificate(
     carried: list[bytes] = []
     for element in elements:
         text = "".join((element.text or "").split())
+        if not text:
+            raise UntrustedSigner(
+                f"X509Certificate{_where(element)} in KeyInfo is empty: put the signing"
+                " certificate (base64 DER) there"
+            )
         try:
             carried.append(base64.b64decode(text, validate=True))
         except (binascii.Error, ValueError):

@@ -77,6 +77,13 @@ FAULTS: Mapping[str, Fault] = {
         "Kiểm tra đơn vị nêu trong yêu cầu có thuộc các đơn vị mà hệ thống phục vụ không; cần"
         " thêm quyền thì liên hệ quản trị viên trục liên thông.",
     ),
+    "agency_not_active": Fault(
+        "16",
+        409,
+        "Đơn vị đang bị tạm dừng hoặc đã đóng",
+        "Đơn vị đã đóng thì dùng mã đơn vị kế nhiệm; đơn vị tạm dừng thì liên hệ quản trị"
+        " viên trục liên thông.",
+    ),
     "not_found": Fault(
         "25",
         404,

@@ -16,12 +16,12 @@ import sys
 from collections.abc import Sequence
 
 from axis import __version__
-from axis.cli import agencies, audit, init, key, serve, token, worker
+from axis.cli import agencies, audit, init, key, serve, system, token, worker
 from axis.cli.common import Refusal, describe, say
 from axis.config import build_settings
 from axis.errors import AxisError, StoreError
 
-GROUPS = (init, serve, worker, token, agencies, audit, key)
+GROUPS = (init, serve, worker, token, agencies, system, audit, key)
 
 SETTINGS_FLAGS = ("data", "store", "host", "port", "workers", *worker.PUSH_FLAGS)
 """The flags that stand for settings (they win over their ``AXIS_*`` variables)."""

@@ -211,9 +211,11 @@ def _apply_pins(args: argparse.Namespace, agency: Agency) -> Agency:
 
 def cmd_put(args: argparse.Namespace, settings: Settings) -> int:
     async def save(store: Store) -> tuple[AgencyChange, dict[str, Any]]:
-        existing = (await store.registry()).get(args.organ_id)
+        snapshot = await store.registry()
+        existing = snapshot.get(args.organ_id)
         data = _put_mapping(args, existing)
         agency = _apply_pins(args, registry.agency_from_mapping(args.organ_id, data, existing))
+        registry.check_certificates_unique(agency, snapshot)
         change = await store.save_agency(agency, actor=actor())
         stored = (await store.registry()).get(args.organ_id)
         assert stored is not None

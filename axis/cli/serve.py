@@ -43,8 +43,8 @@ def register(sub: Subparsers) -> None:
 
 def _serve_one(settings: Settings, sock: socket.socket | None) -> None:
     import uvloop
-    from aiohttp import web
 
+    from axis.web import server
     from axis.web.app import create_app
 
     log.configure(settings.log_level, json=settings.log_json)
@@ -52,26 +52,7 @@ def _serve_one(settings: Settings, sock: socket.socket | None) -> None:
     logger = log.get("axis")
     logger.info("axis_serving", host=settings.host, port=settings.port, pid=os.getpid())
     uvloop.install()
-    if sock is not None:
-        web.run_app(
-            app,
-            sock=sock,
-            print=None,
-            access_log=None,
-            handle_signals=True,
-            keepalive_timeout=settings.keepalive_timeout,
-        )
-    else:
-        web.run_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            print=None,
-            access_log=None,
-            handle_signals=True,
-            backlog=1024,
-            keepalive_timeout=settings.keepalive_timeout,
-        )
+    server.run(app, settings, sock)
 
 
 def _why(exc: OSError) -> str:

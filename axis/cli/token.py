@@ -10,10 +10,9 @@ import argparse
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from axis import tokens
+from axis import registry, tokens
 from axis.cli.common import actor, common_flags, json_flag, print_rows, run, say
 from axis.config import Settings
-from axis.errors import AxisError
 from axis.model import Role, TokenInfo
 from axis.store.protocol import Store
 
@@ -54,8 +53,8 @@ def register(sub: Subparsers) -> None:
 def cmd_issue(args: argparse.Namespace, settings: Settings) -> int:
     async def issue(store: Store) -> str:
         organ_id = args.agency
-        if organ_id is not None and (await store.registry()).get(organ_id) is None:
-            raise AxisError(f"agency {organ_id} is not registered")
+        if organ_id is not None:
+            registry.check_token_holder((await store.registry()).get(organ_id), organ_id)
         token_id, token, token_hash = tokens.generate()
         role: Role = "agency" if organ_id else args.role
         await store.issue_token(token_id, token_hash, role, organ_id, actor=actor())

@@ -20,6 +20,7 @@ from axis.model import (
     AgencyChange,
     Attempt,
     AuditFilter,
+    DeliveryGauges,
     DeliveryView,
     DocumentInfo,
     Fetched,
@@ -290,6 +291,13 @@ class PushStore(Protocol):
         """Start an open (typically dead) delivery again: queued, due now, a fresh clock.
 
         None when there is no such delivery; ``DuplicateConflict`` when it was acknowledged.
+        """
+
+    async def delivery_gauges(self) -> DeliveryGauges:
+        """Open deliveries by state and the oldest undelivered one, for ``/metrics``.
+
+        Cheap enough for every scrape: one grouped count over the open deliveries (the
+        inbox's partial index) and one lookup by primary key.
         """
 
 

@@ -8,20 +8,22 @@ so a rotation never has to resend the others; ``GET /v1/admin/tokens`` lists tok
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
-import orjson
 from aiohttp import web
 
 from axis import codes, cursor, jobs, log, registry, timeutil, tokens
 from axis.errors import InvalidRequest, NotFound
 from axis.model import AgencyChange, TokenInfo
 from axis.registry import Agency, Certificate, agency_from_mapping
-from axis.web import query
 from axis.web.agencies import json_response
-from axis.web.keys import REGISTRY, STORE
+from axis.web.body import read_json_body, read_small_body
+from axis.web.keys import REGISTRY, SETTINGS, STORE
 from axis.web.middleware import require
+from axis.web.query import PAGING, Query
 
 T = TypeVar("T")
 _log = log.get("axis.admin")
@@ -32,16 +34,14 @@ _log = log.get("axis.admin")
 # ----------------------------------------------------------------------- paging
 
 
-def page(
-    request: web.Request, items: Sequence[T], key: Callable[[T], str]
-) -> tuple[list[T], str | None]:
+def page(q: Query, items: Sequence[T], key: Callable[[T], str]) -> tuple[list[T], str | None]:
     """One page of ``items`` (sorted by ``key``) after the request's ``cursor``.
 
     The cursor is the last key shown, not an offset: an agency added while an administrator
     pages through is neither shown twice nor makes another one skipped.
     """
-    limit = query.limit(request)
-    after = cursor.after_key(request.query.get("cursor"))
+    limit = q.limit()
+    after = cursor.after_key(q.cursor())
     rest = [i for i in items if after is None or key(i) > after]
     chunk = rest[:limit]
     more = len(rest) > limit
@@ -63,12 +63,11 @@ async def _live_token_ids(
 
 async def list_agencies(request: web.Request) -> web.Response:
     await require(request, "admin")
+    q = Query(request, "status", "kind", "q", *PAGING)
     snapshot = await request.app[REGISTRY].current()
-    status = query.choice(request, "status", registry.STATUSES)
-    matches = snapshot.search(
-        request.query.get("q"), status=status, kind=request.query.get("kind") or None
-    )
-    chunk, next_cursor = page(request, matches, lambda a: a.organ_id)
+    status = q.choice("status", registry.STATUSES)
+    matches = snapshot.search(q.text("q"), status=status, kind=q.text("kind"))
+    chunk, next_cursor = page(q, matches, lambda a: a.organ_id)
     token_ids = await _live_token_ids(request)
     now = timeutil.now()
     items = [registry.admin_json(a, token_ids.get(a.organ_id, []), now) for a in chunk]
@@ -83,6 +82,14 @@ async def _agency_view(request: web.Request, agency: Agency) -> dict[str, Any]:
     return body
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
+
+
+def _organ_id(request: web.Request) -> str:
+    """The path's agency code, in the registry's form (or 400 saying what is wrong)."""
+    return codes.check_registrable(request.match_info["organ_id"], field="organ_id")
+
+
 async def _registered(request: web.Request, organ_id: str) -> Agency:
     agency = (await request.app[REGISTRY].current()).get(organ_id)
     if agency is None:
@@ -92,12 +99,25 @@ async def _registered(request: web.Request, organ_id: str) -> Agency:
 
 async def get_agency(request: web.Request) -> web.Response:
     await require(request, "admin")
-    agency = await _registered(request, request.match_info["organ_id"])
+    Query(request)
+    agency = await _registered(request, _organ_id(request))
     return json_response(await _agency_view(request, agency))
+
+
+def _log_change(change: AgencyChange) -> None:
+    """An administrator's act in the operational log too (the audit log has its event)."""
+    level = "debug" if change.outcome == "unchanged" else "info"
+    getattr(_log, level)(
+        "agency_changed",
+        organ_id=change.organ_id,
+        outcome=change.outcome,
+        fields=sorted(change.changes),
+    )
 
 
 async def _after_change(request: web.Request, change: AgencyChange, created: bool) -> web.Response:
     """Reload the snapshot, report any new expiring pin, answer with the agency as stored."""
+    _log_change(change)
     snapshot = await request.app[REGISTRY].reload()
     await jobs.report_expiring(request.app[STORE], request.app[REGISTRY])
     stored = snapshot.get(change.organ_id)
@@ -106,10 +126,7 @@ async def _after_change(request: web.Request, change: AgencyChange, created: boo
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = orjson.loads(await request.read())
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"body: not JSON ({exc})") from None
+    data = await read_json_body(request, request.app[SETTINGS], "a JSON object")
     if not isinstance(data, dict):
         raise InvalidRequest("body: a JSON object")
     return data
@@ -117,10 +134,12 @@ async def json_body(request: web.Request) -> dict[str, Any]:
 
 async def put_agency(request: web.Request) -> web.Response:
     who = await require(request, "admin")
+    Query(request)
     organ_id = request.match_info["organ_id"]
     data = await json_body(request)
-    existing = (await request.app[REGISTRY].reload()).get(organ_id)
-    agency = agency_from_mapping(organ_id, data, existing)
+    snapshot = await request.app[REGISTRY].reload()
+    agency = agency_from_mapping(organ_id, data, snapshot.get(organ_id))
+    registry.check_certificates_unique(agency, snapshot)
     change = await request.app[STORE].save_agency(agency, actor=who.actor)
     return await _after_change(request, change, created=change.outcome == "added")
 
@@ -131,23 +150,31 @@ async def add_certificate(request: web.Request) -> web.Response:
     The body is the PEM itself, or JSON ``{"certificate": PEM}``.
     """
     who = await require(request, "admin")
-    organ_id = request.match_info["organ_id"]
+    Query(request)
+    organ_id = _organ_id(request)
     if request.content_type == "application/json":
         pem = (await json_body(request)).get("certificate")
         if not isinstance(pem, str):
             raise InvalidRequest("certificate: a PEM string")
         cert = Certificate.from_pem(pem)
     else:
-        cert = Certificate.from_pem(await request.read())
+        cert = Certificate.from_pem(await read_small_body(request, request.app[SETTINGS]))
+    snapshot = await request.app[REGISTRY].reload()
+    existing = snapshot.get(organ_id)
+    if existing is not None:
+        registry.check_certificates_unique(replace(existing, certificates=(cert,)), snapshot)
     change = await request.app[STORE].add_certificate(organ_id, cert, actor=who.actor)
     return await _after_change(request, change, created=change.outcome == "changed")
 
 
 async def remove_certificate(request: web.Request) -> web.Response:
     who = await require(request, "admin")
-    organ_id = request.match_info["organ_id"]
+    Query(request)
+    organ_id = _organ_id(request)
     sha256 = request.match_info["sha256"].lower()
-    await request.app[STORE].remove_certificate(organ_id, sha256, actor=who.actor)
+    if _SHA256.fullmatch(sha256) is None:
+        raise InvalidRequest(f"sha256: 64 hex digits (the certificate's SHA-256), not {sha256!r}")
+    _log_change(await request.app[STORE].remove_certificate(organ_id, sha256, actor=who.actor))
     await request.app[REGISTRY].reload()
     return web.Response(status=204)
 
@@ -169,20 +196,23 @@ def token_json(info: TokenInfo) -> dict[str, Any]:
 
 async def issue_agency_token(request: web.Request) -> web.Response:
     who = await require(request, "admin")
+    Query(request)
     organ_id = request.match_info["organ_id"]
     codes.check_registrable(organ_id, field="organ_id")
-    await _registered(request, organ_id)
+    registry.check_token_holder((await request.app[REGISTRY].reload()).get(organ_id), organ_id)
     token_id, token, token_hash = tokens.generate()
     await request.app[STORE].issue_token(token_id, token_hash, "agency", organ_id, actor=who.actor)
+    _log.info("token_issued", token_id=token_id, role="agency", organ_id=organ_id)
     return json_response({"token_id": token_id, "token": token}, 201)
 
 
 async def list_tokens(request: web.Request) -> web.Response:
     """Tokens by id; ``organ_id``, ``role`` filter; revoked ones only with ``revoked=true``."""
     await require(request, "admin")
-    organ_id = request.query.get("organ_id") or None
-    role = query.choice(request, "role", ("agency", "admin", "auditor"))
-    revoked = query.choice(request, "revoked", ("true", "false")) == "true"
+    q = Query(request, "organ_id", "role", "revoked", *PAGING)
+    organ_id = q.text("organ_id")
+    role = q.choice("role", ("agency", "admin", "auditor"))
+    revoked = q.flag("revoked")
     infos = sorted(
         (
             t
@@ -191,15 +221,17 @@ async def list_tokens(request: web.Request) -> web.Response:
         ),
         key=lambda t: t.token_id,
     )
-    chunk, next_cursor = page(request, infos, lambda t: t.token_id)
+    chunk, next_cursor = page(q, infos, lambda t: t.token_id)
     return json_response({"items": [token_json(t) for t in chunk], "next_cursor": next_cursor})
 
 
 async def revoke_token(request: web.Request) -> web.Response:
     who = await require(request, "admin")
+    Query(request)
     token_id = request.match_info["token_id"]
     if not await request.app[STORE].revoke_token(token_id, actor=who.actor):
         raise NotFound(f"token {token_id}: no live token with that id")
+    _log.info("token_revoked", token_id=token_id)
     return web.Response(status=204)
 
 

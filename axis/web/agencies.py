@@ -24,10 +24,11 @@ from axis.model import (
     Principal,
     RecipientView,
 )
-from axis.web import query
-from axis.web.body import read_xml_body
+from axis.registry import STATUSES
+from axis.web.body import read_json_body, read_xml_body
 from axis.web.keys import METRICS, REGISTRY, SETTINGS, STORE
 from axis.web.middleware import principal, require_agency
+from axis.web.query import PAGING, Query
 
 _log = log.get("axis.web")
 INTAKE = web.AppKey("intake", Intake)
@@ -122,6 +123,7 @@ async def post_status(request: web.Request) -> web.Response:
 
 async def _post_packet(request: web.Request, kind: MessageKind) -> web.Response:
     who, _ = await require_agency(request)
+    Query(request)  # no query parameters: any one is refused by name
     try:
         body = await read_xml_body(request, request.app[SETTINGS])
     except AxisError as exc:
@@ -195,6 +197,7 @@ def visible_record(record: MessageRecord, who: Principal) -> MessageRecord | Non
 
 async def load_visible(request: web.Request) -> MessageRecord:
     who = await principal(request)
+    Query(request)
     message_id = request.match_info["id"]
     record = await request.app[STORE].message(message_id)
     visible = visible_record(record, who) if record else None
@@ -245,14 +248,15 @@ async def get_message(request: web.Request) -> web.Response:
 
 async def get_outbox(request: web.Request) -> web.Response:
     _, organ_id = await require_agency(request)
-    overdue = query.choice(request, "overdue", ("true", "false")) == "true"
+    q = Query(request, "since", "until", "document_id", "overdue", *PAGING)
+    overdue = q.flag("overdue")
     page = await request.app[STORE].outbox(
         organ_id,
-        since=query.time(request, "since"),
-        until=query.time(request, "until"),
-        document_id=request.query.get("document_id") or None,
-        cursor=request.query.get("cursor"),
-        limit=query.limit(request),
+        since=q.time("since"),
+        until=q.time("until"),
+        document_id=q.text("document_id"),
+        cursor=q.cursor(),
+        limit=q.limit(),
         overdue_before=request.app[DEADLINE].cutoff(timeutil.now()) if overdue else None,
     )
     items = [
@@ -271,10 +275,11 @@ async def get_outbox(request: web.Request) -> web.Response:
 async def get_inbox(request: web.Request) -> web.Response:
     _, organ_id = await require_agency(request)
     store = request.app[STORE]
-    kind = cast(MessageKind | None, query.choice(request, "kind", ("edoc", "status")))
-    wait = query.number(request, "wait", 0.0, 0.0, 60.0)
-    cursor = request.query.get("cursor")
-    limit = query.limit(request)
+    q = Query(request, "kind", "wait", *PAGING)
+    kind = cast(MessageKind | None, q.choice("kind", ("edoc", "status")))
+    wait = q.seconds("wait", 0.0, 0.0, 60.0)
+    cursor = q.cursor()
+    limit = q.limit()
     page = await store.inbox(organ_id, kind=kind, cursor=cursor, limit=limit)
     if not page.items and wait > 0:
         deadline = time.monotonic() + wait
@@ -304,6 +309,7 @@ async def get_inbox(request: web.Request) -> web.Response:
 
 async def fetch_message(request: web.Request) -> web.StreamResponse:
     who, organ_id = await require_agency(request)
+    Query(request)
     message_id = request.match_info["id"]
     fetched = await request.app[STORE].fetch(message_id, organ_id, actor=who.actor)
     if fetched is None:
@@ -328,11 +334,11 @@ async def fetch_message(request: web.Request) -> web.StreamResponse:
 
 async def ack_message(request: web.Request) -> web.Response:
     who, organ_id = await require_agency(request)
+    Query(request)
     message_id = request.match_info["id"]
-    try:
-        data = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        raise InvalidRequest('body: JSON {"result": "done" | "fail", "reason": "…"}') from None
+    data = await read_json_body(
+        request, request.app[SETTINGS], '{"result": "done" | "fail", "reason": "…"}'
+    )
     if not isinstance(data, dict) or data.get("result") not in ("done", "fail"):
         raise InvalidRequest('result: "done" or "fail"')
     reason = data.get("reason")
@@ -352,12 +358,12 @@ async def ack_message(request: web.Request) -> web.Response:
 
 async def get_agencies(request: web.Request) -> web.Response:
     await principal(request)
+    q = Query(request, "status", "kind", "q", *PAGING)
     registry = await request.app[REGISTRY].current()
-    status = query.choice(request, "status", ("active", "suspended", "closed"))
-    kind = request.query.get("kind") or None
-    matches = registry.search(request.query.get("q"), status=status, kind=kind)
-    limit = query.limit(request)
-    start = cursor.after_number(request.query.get("cursor")) or 0
+    status = q.choice("status", STATUSES)
+    matches = registry.search(q.text("q"), status=status, kind=q.text("kind"))
+    limit = q.limit()
+    start = cursor.after_number(q.cursor()) or 0
     chunk = matches[start : start + limit]
     after = start + limit
     next_cursor = cursor.encode(after) if after < len(matches) else None

@@ -18,6 +18,7 @@ from axis.web import query
 from axis.web.agencies import json_response
 from axis.web.keys import AXIS_CERTIFICATES, STORE
 from axis.web.middleware import require
+from axis.web.query import PAGING, Query
 
 _log = log.get("axis.audit")
 AUDITORS: tuple[Role, ...] = ("auditor", "admin")
@@ -28,26 +29,25 @@ _FORMATS = {
 }
 
 
-def _filter(request: web.Request) -> AuditFilter:
-    def text(name: str) -> str | None:
-        return request.query.get(name) or None
+FILTERS = ("organ_id", "document_id", "message_id", "type", "since", "until")
 
+
+def _filter(q: Query) -> AuditFilter:
     return AuditFilter(
-        organ_id=text("organ_id"),
-        document_id=text("document_id"),
-        message_id=text("message_id"),
-        type=text("type"),
-        since=query.time(request, "since"),
-        until=query.time(request, "until"),
+        organ_id=q.text("organ_id"),
+        document_id=q.text("document_id"),
+        message_id=q.text("message_id"),
+        type=q.event_type(),
+        since=q.time("since"),
+        until=q.time("until"),
     )
 
 
 async def list_events(request: web.Request) -> web.Response:
     """A page of events in ``seq`` order, by the contract's filters."""
     await require(request, *AUDITORS)
-    page = await request.app[STORE].audit_events(
-        _filter(request), cursor=request.query.get("cursor"), limit=query.limit(request)
-    )
+    q = Query(request, *FILTERS, *PAGING)
+    page = await request.app[STORE].audit_events(_filter(q), cursor=q.cursor(), limit=q.limit())
     return json_response(
         {"items": [e.to_json() for e in page.items], "next_cursor": page.next_cursor}
     )
@@ -56,6 +56,7 @@ async def list_events(request: web.Request) -> web.Response:
 async def message_trail(request: web.Request) -> web.Response:
     """Everything that happened to one message, for every recipient, in ``seq`` order."""
     await require(request, *AUDITORS)
+    Query(request)
     store = request.app[STORE]
     message_id = request.match_info["id"]
     events: list[StoredEvent] = []
@@ -107,8 +108,9 @@ async def message_trail(request: web.Request) -> web.Response:
 async def export_events(request: web.Request) -> web.StreamResponse:
     """All matching events as CSV or JSON lines, streamed in batches: constant memory."""
     await require(request, *AUDITORS)
-    name = query.choice(request, "format", tuple(_FORMATS)) or "jsonl"
-    where = _filter(request)
+    q = Query(request, "format", *FILTERS)
+    name = q.choice("format", tuple(_FORMATS)) or "jsonl"
+    where = _filter(q)
     content_type, suffix = _FORMATS[name]
     response = web.StreamResponse(
         headers={
@@ -133,6 +135,7 @@ async def export_events(request: web.Request) -> web.StreamResponse:
 async def verify(request: web.Request) -> web.Response:
     """Check the chain and every checkpoint; ``ok: false`` names the first bad ``seq``."""
     await require(request, *AUDITORS)
+    Query(request)
     certificates = request.app[AXIS_CERTIFICATES]  # the current one and earlier keys'
     verdict = await request.app[STORE].verify_audit(certificates)
     if not verdict.ok:
@@ -145,9 +148,8 @@ async def verify(request: web.Request) -> web.Response:
 async def list_checkpoints(request: web.Request) -> web.Response:
     """Signed checkpoints, oldest first; each one's ``xml`` verifies with ``xmlsec1``."""
     await require(request, *AUDITORS)
-    page = await request.app[STORE].checkpoints(
-        cursor=request.query.get("cursor"), limit=query.limit(request)
-    )
+    q = Query(request, *PAGING)
+    page = await request.app[STORE].checkpoints(cursor=q.cursor(), limit=q.limit())
     return json_response(
         {"items": [c.to_json() for c in page.items], "next_cursor": page.next_cursor}
     )
@@ -156,20 +158,22 @@ async def list_checkpoints(request: web.Request) -> web.Response:
 async def get_checkpoint(request: web.Request) -> web.Response:
     """One signed checkpoint document (``latest`` or an event ``seq``), as ``application/xml``."""
     await require(request, *AUDITORS)
+    Query(request)
     raw = request.match_info["seq"]
-    if raw == "latest":
-        seq = None
-    else:
-        try:
-            seq = int(raw)
-            if not 0 <= seq < 2**63:
-                raise ValueError(raw)
-        except ValueError:
-            raise InvalidRequest(f"seq: an event number or 'latest', not {raw!r}") from None
+    seq = None if raw == "latest" else _seq(raw)
     checkpoint = await request.app[STORE].checkpoint(seq)
     if checkpoint is None:
         raise NotFound(f"checkpoint {raw}: none")
     return web.Response(body=checkpoint.xml, content_type="application/xml", charset="utf-8")
+
+
+def _seq(raw: str) -> int:
+    try:
+        return query.digits("seq", raw, 0, 2**63 - 1)
+    except InvalidRequest:
+        raise InvalidRequest(
+            f"seq: an event number (digits 0-9, below 2**63) or 'latest', not {raw!r}"
+        ) from None
 
 
 def setup(app: web.Application) -> None:

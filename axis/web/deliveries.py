@@ -6,12 +6,15 @@ from typing import Any
 
 from aiohttp import web
 
+from axis import log
 from axis.errors import NotFound
 from axis.model import DELIVERY_STATES, DeliveryView
-from axis.web import query
 from axis.web.agencies import json_response
 from axis.web.keys import STORE
 from axis.web.middleware import require
+from axis.web.query import PAGING, Query
+
+_log = log.get("axis.admin")
 
 
 def delivery_json(view: DeliveryView) -> dict[str, Any]:
@@ -34,13 +37,12 @@ def delivery_json(view: DeliveryView) -> dict[str, Any]:
 async def list_deliveries(request: web.Request) -> web.Response:
     """``?state=dead&organ_id=…``: the dead letters (or any state), oldest first, paged."""
     await require(request, "admin")
-    state = query.choice(request, "state", DELIVERY_STATES)
-    organ_id = request.query.get("organ_id") or None  # an unknown code: an empty page
+    q = Query(request, "state", "organ_id", *PAGING)
     page = await request.app[STORE].deliveries(
-        state=state,
-        organ_id=organ_id,
-        cursor=request.query.get("cursor"),
-        limit=query.limit(request),
+        state=q.choice("state", DELIVERY_STATES),
+        organ_id=q.text("organ_id"),  # an unknown code: an empty page
+        cursor=q.cursor(),
+        limit=q.limit(),
     )
     return json_response(
         {"items": [delivery_json(v) for v in page.items], "next_cursor": page.next_cursor}
@@ -50,10 +52,18 @@ async def list_deliveries(request: web.Request) -> web.Response:
 async def redeliver(request: web.Request) -> web.Response:
     """Start a delivery again (a dead letter, typically): queued, due now, a fresh max age."""
     who = await require(request, "admin")
+    Query(request)
     delivery_id = request.match_info["delivery_id"]
     view = await request.app[STORE].redeliver(delivery_id, actor=who.actor)
     if view is None:
         raise NotFound(f"delivery {delivery_id}: no such delivery")
+    _log.info(
+        "delivery_redelivered",
+        delivery_id=delivery_id,
+        message_id=view.message_id,
+        organ_id=view.delivered_to,
+        attempts=view.attempts,
+    )
     return json_response(delivery_json(view))
 
 

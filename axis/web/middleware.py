@@ -16,7 +16,14 @@ import structlog
 from aiohttp import web
 
 from axis import log, timeutil
-from axis.errors import AxisError, Forbidden, RateLimited, StoreError, Unauthorized
+from axis.errors import (
+    AxisError,
+    ClientGone,
+    Forbidden,
+    RateLimited,
+    StoreError,
+    Unauthorized,
+)
 from axis.model import Principal, Role
 from axis.tokens import hash_token
 from axis.web.keys import LIMITER, METRICS, REGISTRY, STORE
@@ -62,8 +69,11 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
+    closes = False
     try:
         response = await handler(request)
+    except ClientGone as exc:
+        return _client_aborted(request, exc.detail)
     except AxisError as exc:
         request.app[METRICS].inc("axis_errors_total", code=exc.code)
         # every refusal is a log line an operator can grep; hostile XML louder, and a flood
@@ -81,8 +91,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         )
         response = problem_response(exc.status, exc.code, exc.title, exc.detail, exc.extra)
         response.headers.update(exc.headers)
-        if exc.closes_connection:
-            response.force_close()
+        closes = exc.closes_connection
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -100,20 +109,62 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
             503, "unavailable", "The store cannot take this now", "nothing was stored; retry later"
         )
         response.headers["Retry-After"] = "5"
-    except Exception:
+    except Exception as exc:
+        # a write to a client that left (a streamed export) is the client's event; a connection
+        # of the axis's own that broke (the engine's) is a fault like any other
+        if isinstance(exc, ConnectionError) and _client_gone(request):
+            return _client_aborted(request, f"the client closed the connection: {exc}")
         _log.exception("request_crashed", path=request.path, method=request.method)
         response = problem_response(
             500, "internal_error", "Internal error", f"request {request_id} failed; see logs"
         )
     response.headers["X-Request-Id"] = request_id
     _count(request, response.status, time.perf_counter() - started)
+    if closes:
+        await _answer_and_close(request, response)
     return response
+
+
+async def _answer_and_close(request: web.Request, response: web.StreamResponse) -> None:
+    """Send ``response`` and close the connection at once.
+
+    What the client may still send is not a next request (a body cut short by a 408 or a
+    broken chunk), and aiohttp's lingering close would otherwise read and drop it for up to
+    10 s: the socket, and the client's hold on the axis, end with the answer.
+    """
+    response.force_close()  # Connection: close
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client left first: nothing more to do than close
+    request.protocol.force_close()
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _client_aborted(request: web.Request, detail: str) -> web.StreamResponse:
+    """A client that hung up mid-request: an info line and its own counter, never a 5xx.
+
+    The answer returned is never sent (nobody listens); aiohttp drops it.
+    """
+    route = _route(request)
+    request.app[METRICS].inc("axis_client_aborts_total", method=request.method, route=route)
+    _log.info("client_aborted", method=request.method, path=request.path, detail=detail[:500])
+    return web.Response(status=400)
+
+
+def _route(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
 
 
 def _count(request: web.Request, status: int, seconds: float) -> None:
     """Requests by route pattern (``/v1/inbox/{id}``), never by path: the label set stays small."""
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
+    route = _route(request)
     metrics = request.app[METRICS]
     metrics.inc("axis_http_requests_total", method=request.method, route=route, status=str(status))
     metrics.observe(

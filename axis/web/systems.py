@@ -17,6 +17,7 @@ from axis.web.admin import json_body, page
 from axis.web.agencies import json_response
 from axis.web.keys import REGISTRY, SECRET_BOX, STORE
 from axis.web.middleware import require
+from axis.web.query import PAGING, Query
 
 _log = log.get("axis.admin")
 
@@ -36,6 +37,7 @@ async def _changed(
 
 async def add_system(request: web.Request) -> web.Response:
     who = await require(request, "admin")
+    Query(request)
     data = await json_body(request)
     system_id = data.get("id")
     if not isinstance(system_id, str):
@@ -51,9 +53,10 @@ async def add_system(request: web.Request) -> web.Response:
 
 async def list_systems(request: web.Request) -> web.Response:
     await require(request, "admin")
+    q = Query(request, *PAGING)
     systems = await request.app[REGISTRY].systems()
     ordered = sorted(systems.systems.values(), key=lambda s: s.id)
-    chunk, next_cursor = page(request, ordered, key=lambda s: s.id)
+    chunk, next_cursor = page(q, ordered, key=lambda s: s.id)
     return json_response({"items": [s.to_json() for s in chunk], "next_cursor": next_cursor})
 
 
@@ -67,11 +70,13 @@ async def _existing(request: web.Request) -> ConnectedSystem:
 
 async def get_system(request: web.Request) -> web.Response:
     await require(request, "admin")
+    Query(request)
     return json_response((await _existing(request)).to_json())
 
 
 async def put_system(request: web.Request) -> web.Response:
     who = await require(request, "admin")
+    Query(request)
     system = described(request.match_info["id"], await json_body(request))
     stored = await request.app[STORE].put_system(system, actor=who.actor)
     _log.info("system_changed", system=stored.id, status=stored.status)
@@ -80,6 +85,7 @@ async def put_system(request: web.Request) -> web.Response:
 
 async def rotate_secret(request: web.Request) -> web.Response:
     who = await require(request, "admin")
+    Query(request)
     system = await _existing(request)
     secret, sealed = new_secret(request, system.id)
     stored = await request.app[STORE].rotate_system_secret(system.id, sealed, actor=who.actor)
@@ -91,6 +97,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
 async def retire_previous_secret(request: web.Request) -> web.Response:
     """Revoke the previous secret at once, without waiting for the new one to be used."""
     who = await require(request, "admin")
+    Query(request)
     system = await _existing(request)
     store = request.app[STORE]
     if not await store.retire_previous_secret(system.id, actor=who.actor, reason="revoked"):
@@ -102,6 +109,7 @@ async def retire_previous_secret(request: web.Request) -> web.Response:
 
 async def disable_system(request: web.Request) -> web.Response:
     who = await require(request, "admin")
+    Query(request)
     system = await _existing(request)
     stored = await request.app[STORE].disable_system(system.id, actor=who.actor)
     _log.info("system_disabled", system=stored.id)

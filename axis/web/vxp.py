@@ -543,16 +543,10 @@ def _response(answer: answers.Answer) -> web.Response:
 
 async def operation(request: web.Request) -> web.StreamResponse:
     """``/vxp/<operation>``: authenticate, run, answer in the SDK's JSON whatever happens."""
-    name = request.path.removeprefix("/vxp/")
-    op = vdxp.OPERATIONS.get(name)
-    if op is None:
-        known = ", ".join(vdxp.OPERATIONS)
-        detail = f"/vxp/{name[:64]}: no such operation; the operations are {known}"
-        return _response(answers.failure_code(name, "not_found", detail))
-    if request.method != op.method:
-        detail = f"{request.method} is not allowed on /vxp/{op.name}; use {op.method}"
-        answer = answers.failure_code(op, "method_not_allowed", detail, {"Allow": op.method})
-        return _response(answer)
+    op = vdxp.OPERATIONS[request.path.removeprefix("/vxp/")]
+    if request.query_string:
+        detail = f"/vxp/{op.name}: the operations take no query string; parameters are headers"
+        return _response(answers.failure_code(op, "invalid_request", detail))
     try:
         caller = await authenticate(request, op)
         result = await HANDLERS[op.name](request, caller)
@@ -585,7 +579,5 @@ async def operation(request: web.Request) -> web.StreamResponse:
 def setup(app: web.Application) -> None:
     app[SECRETS] = _Secrets()
     app[SEEN] = {}
-    for name in vdxp.OPERATIONS:
-        # every method reaches the handler, which answers a wrong one in the SDK's JSON
-        app.router.add_route("*", f"/vxp/{name}", operation)
-    app.router.add_route("*", "/vxp/{unknown}", operation)
+    for name, op in vdxp.OPERATIONS.items():
+        app.router.add_route(op.method, f"/vxp/{name}", operation)

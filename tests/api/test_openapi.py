@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SPEC_FILE = ROOT / "openapi.yaml"
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 PUBLIC = {
+    "/",
     "/healthz",
     "/readyz",
     "/metrics",
@@ -60,7 +61,17 @@ def resolve(spec: Spec, node: Any) -> Any:
     return node
 
 
+def vdxp_operations(spec: Spec) -> list[tuple[str, str, dict[str, Any]]]:
+    """The ``/vxp`` operations: the SDK's protocol, with its own authentication and answers."""
+    return [(m, p, op) for m, p, op in all_operations(spec) if p.startswith("/vxp/")]
+
+
 def operations(spec: Spec) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every (METHOD, path, operation) of the bearer-token API (everything but ``/vxp``)."""
+    return [(m, p, op) for m, p, op in all_operations(spec) if not p.startswith("/vxp/")]
+
+
+def all_operations(spec: Spec) -> list[tuple[str, str, dict[str, Any]]]:
     """Every (METHOD, path, operation) of ``paths``."""
     return [
         (method.upper(), path, op)
@@ -149,7 +160,7 @@ def test_paths_are_exactly_the_routes_the_app_registers(spec: Spec, settings: Se
         for route in app.router.routes()
         if route.method != "HEAD" and route.resource is not None
     }
-    described = {(method, path) for method, path, _ in operations(spec)}
+    described = {(method, path) for method, path, _ in all_operations(spec)}
     assert described == served, {"undocumented": served - described, "absent": described - served}
 
 
@@ -217,6 +228,25 @@ def test_public_endpoints_need_no_token_and_others_do(spec: Spec) -> None:
             assert "401" in op["responses"], (method, path)
 
 
+def test_the_vdxp_operations_are_described_with_their_own_answers(spec: Spec) -> None:
+    """Each of the SDK's 13 operations is described with its method, the HMAC scheme, and the
+    SDK's JSON answer for success and failure (downloadEdoc: the bytes, or nothing)."""
+    from axis.vdxp import OPERATIONS
+
+    described = {(m, p) for m, p, _ in vdxp_operations(spec)}
+    assert described == {(op.method, f"/vxp/{name}") for name, op in OPERATIONS.items()}
+    answer = {"$ref": "#/components/schemas/VdxpAnswer"}
+    for _, path, op in vdxp_operations(spec):
+        assert op["security"] == [{"vdxpHmac": []}], path
+        assert op["tags"] == ["vdxp"], path
+        ok, failed = op["responses"]["200"], op["responses"]["default"]
+        if path == "/vxp/downloadEdoc":
+            assert "application/xml" in ok["content"] and "content" not in failed
+        else:
+            assert ok["content"]["application/json"]["schema"] == answer, path
+            assert failed["content"]["application/json"]["schema"] == answer, path
+
+
 def test_path_parameters_are_declared(spec: Spec) -> None:
     """Every {name} of a path template is a required path parameter of each operation."""
     for method, path, op in operations(spec):
@@ -243,6 +273,19 @@ def test_problem_codes_cover_every_code_the_server_answers(spec: Spec) -> None:
     enum = schema(spec, "Problem")["properties"]["code"]["enum"]
     assert len(enum) == len(set(enum))
     assert set(enum) == served
+
+
+def test_event_types_are_those_of_the_model(spec: Spec) -> None:
+    """The `type` filter lists exactly the event types the server takes (and writes)."""
+    from axis.model import EVENT_TYPES
+
+    assert schema(spec, "EventType")["enum"] == list(EVENT_TYPES)
+
+
+def test_every_operation_may_answer_400(spec: Spec) -> None:
+    """Any operation refuses an unknown or empty query parameter, so each lists a 400."""
+    for method, path, op in operations(spec):
+        assert "400" in op["responses"], (method, path)
 
 
 def test_query_bounds_are_those_the_code_enforces(spec: Spec) -> None:

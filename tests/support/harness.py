@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from axis import bootstrap, tokens
@@ -21,6 +22,7 @@ from axis.config import Settings
 from axis.store import open_store
 from axis.store.protocol import Store
 from axis.web.app import create_app
+from axis.web.server import AxisRunner, runner_args
 from tests.support import packets, pki, signers
 from tests.support.vdxp_client import VdxpClient
 
@@ -61,7 +63,12 @@ class AxisHarness:
         kind: str | None = None,
         **fields: Any,
     ) -> TestAgency:
-        """Register (or re-register) an agency with a certificate and give it a token."""
+        """Register (or re-register) an agency with a certificate and give it a token.
+
+        The token comes from the API when the agency is active; for a suspended or closed one
+        (whose token the API refuses to issue) straight from the store, as one issued before
+        the agency was suspended.
+        """
         ident = ident or pki.identity("rsa2048", common_name=f"{organ_id} signer")
         body: dict[str, Any] = {
             "name": name or f"Test agency {organ_id}",
@@ -73,6 +80,10 @@ class AxisHarness:
             f"{self.url}/v1/admin/agencies/{organ_id}", json=body, headers=self.admin
         ) as resp:
             assert resp.status in (200, 201), await resp.text()
+        if fields.get("status", "active") != "active":
+            token_id, token, token_hash = tokens.generate()
+            await self.store.issue_token(token_id, token_hash, "agency", organ_id, actor="test")
+            return TestAgency(organ_id, ident, token)
         async with self.session.post(
             f"{self.url}/v1/admin/agencies/{organ_id}/tokens", headers=self.admin
         ) as resp:
@@ -149,6 +160,22 @@ class AxisHarness:
             return resp.status, await resp.json(content_type=None)
 
 
+class AxisTestServer(TestServer):
+    """aiohttp's test server, serving through the axis's runner with the service's arguments.
+
+    (aiohttp's own test server cancels a handler whose client hangs up; the service does not.)
+    """
+
+    __test__ = False
+
+    def __init__(self, app: web.Application, *, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._settings = settings
+
+    async def _make_runner(self, **kwargs: Any) -> AxisRunner:
+        return AxisRunner(self.app, **{**kwargs, **runner_args(self._settings)})
+
+
 @contextlib.asynccontextmanager
 async def start_axis(settings: Settings) -> AsyncIterator[AxisHarness]:
     await bootstrap.initialize(settings)
@@ -157,8 +184,8 @@ async def start_axis(settings: Settings) -> AsyncIterator[AxisHarness]:
     token_id, admin_token, token_hash = tokens.generate()
     await store.issue_token(token_id, token_hash, "admin", None, actor="test")
     app = create_app(settings, store, bootstrap.load_key(settings), own_store=False)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server(keepalive_timeout=settings.keepalive_timeout)
+    server = AxisTestServer(app, host="127.0.0.1", settings=settings)
+    await server.start_server()
     try:
         async with aiohttp.ClientSession() as session:
             yield AxisHarness(

@@ -24,6 +24,7 @@ from axis.config import build_settings
         ("AXIS_PORT", "0"),
         ("AXIS_MAX_BYTES", "0"),
         ("AXIS_BODY_TIMEOUT", "0"),
+        ("AXIS_BODY_MIN_RATE", "100"),
         ("AXIS_RATE_LIMIT", "-1"),
         ("AXIS_PUSH_RETRY_CAP", "1"),
     ],

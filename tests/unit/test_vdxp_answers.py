@@ -36,7 +36,7 @@ CODES = [
     "signature_invalid", "signature_algorithm", "untrusted_signer", "unknown_recipient",
     "recipient_unavailable", "unknown_document", "not_a_party", "duplicate_conflict",
     "rate_limited", "invalid_request", "request_timeout", "unavailable", "internal_error",
-    "method_not_allowed", "not_ready", "hash_mismatch", "unknown_sender",
+    "method_not_allowed", "not_ready", "hash_mismatch", "unknown_sender", "agency_not_active",
 ]  # fmt: skip
 
 

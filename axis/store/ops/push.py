@@ -20,6 +20,7 @@ from axis.model import (
     CLOSED_STATES,
     PUSHABLE_STATES,
     Attempt,
+    DeliveryGauges,
     DeliveryState,
     DeliveryView,
     EventType,
@@ -223,6 +224,22 @@ class PushOps(OpsBase):
             args.append(organ_id)
         rows = await self._b.read.all(("deliveries_page", *conditions), *args, limit + 1)
         return page([_view(row) for row in rows[:limit]], rows, limit)
+
+    async def delivery_gauges(self) -> DeliveryGauges:
+        rows = await self._b.read.all("deliveries_open_by_state")
+        counts = {state: (count, first) for state, count, first in rows}
+        undelivered = (DeliveryState.QUEUED, DeliveryState.RETRYING)
+        firsts = [counts[s][1] for s in undelivered if s in counts]
+        oldest = None
+        if firsts:  # deliveries are numbered as their messages are accepted
+            oldest = await self._b.read.value("delivery_received_at", min(firsts))
+        return DeliveryGauges(
+            queued=counts.get(DeliveryState.QUEUED, (0, 0))[0],
+            fetched=counts.get(DeliveryState.FETCHED, (0, 0))[0],
+            retrying=counts.get(DeliveryState.RETRYING, (0, 0))[0],
+            dead=counts.get(DeliveryState.DEAD, (0, 0))[0],
+            oldest_undelivered_at=oldest,
+        )
 
     async def delivery(self, delivery_id: str) -> DeliveryView | None:
         row = await self._b.read.one("delivery_by_id", delivery_id)

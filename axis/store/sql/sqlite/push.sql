@@ -81,3 +81,10 @@ d.delivered_to = ?
 SELECT d.seq, d.id, d.message_id, d.kind, m.from_id, m.document_id, d.delivered_to, d.state,
     d.attempts, d.last_error, d.updated_at, d.push_since, d.next_attempt_at, d.open
     FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.id = ?;
+
+-- name: deliveries_open_by_state
+-- what /metrics shows an operator: open deliveries by state (the inbox's partial index)
+SELECT state, count(*), min(seq) FROM deliveries WHERE open = 1 GROUP BY state;
+
+-- name: delivery_received_at
+SELECT m.received_at FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.seq = ?;
