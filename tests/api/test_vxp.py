@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from axis import vdxp
 from tests.support import packets
 from tests.support.harness import AxisHarness, TestAgency
@@ -375,3 +377,35 @@ async def test_the_sdk_requests_of_the_captures_are_answered(axis: AxisHarness) 
         ok(await sdk.updateStatus(doc["DocId"], "done"))
         ok(await sdk.getSentEdocList(doc_id=doc["DocId"]))
         assert json.dumps(sdk.params.items())  # everything carried over, and still accepted
+
+
+@pytest.mark.sqlite_only  # SQLite's own file filling up stands in for a store that cannot write
+async def test_a_store_that_cannot_write_is_error_code_20_and_nothing_is_lost(
+    axis: AxisHarness,
+) -> None:
+    """A full store: sendEdoc answers 20 (retry later) with DocId ""; once there is room the
+    same package is accepted."""
+    import sqlite3
+
+    sender, _ = await sender_and_recipient(axis)
+    secret = await axis.add_system("vxp.g22", [G22])
+    conn = axis.store.backend.writer._conn  # type: ignore[attr-defined]
+    assert isinstance(conn, sqlite3.Connection)
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count={pages}")
+    package = axis.edoc(sender, [H41], attachment_bytes=100_000)
+    async with axis.sdk("vxp.g22", secret) as sdk:
+        full = fails(await sdk.sendEdoc(package, from_code=G22), "20", "unavailable")
+        assert full["DocId"] == ""
+        conn.execute("PRAGMA max_page_count=1073741823")
+        ok(await sdk.sendEdoc(package, from_code=G22))
+
+
+async def test_a_system_over_its_rate_is_error_code_29(axis_factory: Any) -> None:
+    """With AXIS_RATE_LIMIT set, a system over its bucket is answered 29."""
+    async with axis_factory(AXIS_RATE_LIMIT="1", AXIS_RATE_BURST="1") as axis:
+        await axis.register(H41)
+        secret = await axis.add_system("vxp.h41", [H41])
+        async with axis.sdk("vxp.h41", secret) as sdk:
+            ok(await sdk.countReceiveEdoc())
+            fails(await sdk.countReceiveEdoc(), "29", "rate_limited")
