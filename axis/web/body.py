@@ -130,9 +130,12 @@ async def read_json_body(request: web.Request, settings: Settings, expected: str
     """A JSON body parsed; ``expected`` says in the error what the endpoint takes."""
     raw = await read_small_body(request, settings)
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"body: not JSON ({exc}); expected {expected}") from None
+    if b"\\u0000" in raw:  # escaped NUL: no text the axis keeps holds one (nor can PostgreSQL)
+        raise InvalidRequest("body: a string holds \\u0000 (NUL); remove it")
+    return data
 
 
 class _Spool:

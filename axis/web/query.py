@@ -13,6 +13,7 @@ itself a value the parameter accepts.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -61,6 +62,12 @@ class Query:
             if value == "":
                 raise InvalidRequest(
                     f"{name}: empty; give a value or leave the parameter out", parameter=name
+                )
+            if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+                raise InvalidRequest(
+                    f"{name}: holds a control character ({value[:64]!r}); no value the axis"
+                    " keeps has one (PostgreSQL cannot even store a NUL)",
+                    parameter=name,
                 )
             self.values[name] = value
 

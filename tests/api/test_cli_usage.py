@@ -42,6 +42,11 @@ NEEDS_DATA = [
 ]
 
 
+# the command line's own behaviour (data directories, pipes, messages), which does not
+# depend on the engine: `python -m axis` here is run without the test's AXIS_* variables
+pytestmark = pytest.mark.sqlite_only
+
+
 def run_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> Any:
     """``python -m axis ARGS`` as a person runs it, without AXIS_* from the test's own shell."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AXIS_")}

@@ -167,3 +167,22 @@ async def test_a_time_without_offset_is_refused_with_a_hint_that_is_accepted(
         for hint in hints:
             status, _ = await axis.get(sender, f"/v1/outbox?since={hint.replace('+', '%2B')}")
             assert status == 200, (raw, hint)
+
+
+async def test_a_control_character_in_a_query_value_is_refused(axis: AxisHarness) -> None:
+    """A NUL (which PostgreSQL cannot store) or another control character in any parameter
+    is 400 naming it, never a 5xx of the store."""
+    for value in ("%00", "a%01b", "%0A"):
+        status, problem = await axis.get(axis.admin, f"/v1/admin/deliveries?organ_id={value}")
+        assert status == 400 and problem["parameter"] == "organ_id", problem
+
+
+async def test_a_nul_in_a_json_body_is_refused(axis: AxisHarness) -> None:
+    """A JSON string holding NUL (which PostgreSQL cannot store) is 400, never a 5xx."""
+    async with axis.session.put(
+        f"{axis.url}/v1/admin/agencies/000.00.00.G22",
+        data=b'{"name": "A\\u0000B", "kind": "central"}',
+        headers={**axis.admin, "Content-Type": "application/json"},
+    ) as resp:
+        assert resp.status == 400
+        assert "NUL" in (await resp.json())["detail"]
