@@ -12,8 +12,13 @@ import sys
 import structlog
 
 
-def configure(level: str = "info", *, json: bool = True) -> None:
-    """Configure structlog and the stdlib root logger (aiohttp logs through it)."""
+def configure(level: str = "info", *, json: bool = True, cache: bool = False) -> None:
+    """Configure structlog and the stdlib root logger (aiohttp logs through it).
+
+    ``cache``: each logger binds its configuration on first use and keeps it (cheaper on
+    every line): for the long-running server and worker, not for one-shot commands, whose
+    loggers must follow a later configuration (a test's captured logs, say).
+    """
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
@@ -28,7 +33,7 @@ def configure(level: str = "info", *, json: bool = True) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

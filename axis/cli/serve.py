@@ -47,7 +47,7 @@ def _serve_one(settings: Settings, sock: socket.socket | None) -> None:
     from axis.web import server
     from axis.web.app import create_app
 
-    log.configure(settings.log_level, json=settings.log_json)
+    log.configure(settings.log_level, json=settings.log_json, cache=True)
     app = create_app(settings, open_store(settings), bootstrap.load_key(settings))
     logger = log.get("axis")
     logger.info("axis_serving", host=settings.host, port=settings.port, pid=os.getpid())

@@ -50,7 +50,7 @@ def register(sub: Subparsers) -> None:
 
     p = actions.add_parser("show", help="one system, as JSON")
     common_flags(p)
-    p.add_argument("system_id", metavar="ID")
+    p.add_argument("system_id", metavar="ID", help="the system's id (systemid), as list shows it")
     p.set_defaults(handler=cmd_show)
 
     p = actions.add_parser(
@@ -60,10 +60,12 @@ def register(sub: Subparsers) -> None:
         " --agency (repeated) replaces the whole list of codes it serves.",
     )
     common_flags(p)
-    p.add_argument("system_id", metavar="ID")
-    p.add_argument("--name")
+    p.add_argument("system_id", metavar="ID", help="the system's id (systemid), as list shows it")
+    p.add_argument("--name", help="a new name")
     _description_flags(p, required=False)
-    p.add_argument("--status", choices=SYSTEM_STATUSES)
+    p.add_argument(
+        "--status", choices=SYSTEM_STATUSES, help="disabled: every request it signs is refused"
+    )
     p.set_defaults(handler=cmd_put)
 
     p = actions.add_parser(
@@ -71,17 +73,17 @@ def register(sub: Subparsers) -> None:
         help="a new secret, printed alone on its line; the old one works until first use",
     )
     common_flags(p)
-    p.add_argument("system_id", metavar="ID")
+    p.add_argument("system_id", metavar="ID", help="the system's id (systemid), as list shows it")
     p.set_defaults(handler=cmd_rotate)
 
     p = actions.add_parser("retire", help="stop the previous secret now (after a rotate)")
     common_flags(p)
-    p.add_argument("system_id", metavar="ID")
+    p.add_argument("system_id", metavar="ID", help="the system's id (systemid), as list shows it")
     p.set_defaults(handler=cmd_retire)
 
     p = actions.add_parser("disable", help="refuse every request the system signs")
     common_flags(p)
-    p.add_argument("system_id", metavar="ID")
+    p.add_argument("system_id", metavar="ID", help="the system's id (systemid), as list shows it")
     p.set_defaults(handler=cmd_disable)
 
 

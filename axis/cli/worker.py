@@ -72,7 +72,7 @@ def push_flags(parser: argparse.ArgumentParser) -> None:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Push until SIGTERM or SIGINT; claimed deliveries are given back on the way out."""
     require_data(settings, key=True)
-    log.configure(settings.log_level, json=settings.log_json)
+    log.configure(settings.log_level, json=settings.log_json, cache=True)
     asyncio.run(run_worker(settings))
     return 0
 

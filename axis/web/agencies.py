@@ -341,6 +341,9 @@ async def ack_message(request: web.Request) -> web.Response:
     )
     if not isinstance(data, dict) or data.get("result") not in ("done", "fail"):
         raise InvalidRequest('result: "done" or "fail"')
+    unknown = sorted(set(data) - {"result", "reason"})
+    if unknown:
+        raise InvalidRequest(f"unknown members {unknown}; an ack has result and reason")
     reason = data.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise InvalidRequest("reason: a string")

@@ -133,9 +133,23 @@ async def read_json_body(request: web.Request, settings: Settings, expected: str
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"body: not JSON ({exc}); expected {expected}") from None
-    if b"\\u0000" in raw:  # escaped NUL: no text the axis keeps holds one (nor can PostgreSQL)
-        raise InvalidRequest("body: a string holds \\u0000 (NUL); remove it")
+    if b"\\u0000" in raw and _holds_nul(data):  # escaped: a raw NUL is not JSON at all
+        raise InvalidRequest(
+            "body: a string holds \\u0000 (NUL); no text the axis keeps holds one, remove it"
+        )
     return data
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a NUL stands in any string of a parsed JSON value, keys included (PostgreSQL
+    cannot store one; SQLite would, and the two must answer alike)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 class _Spool:

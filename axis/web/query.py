@@ -63,10 +63,10 @@ class Query:
                 raise InvalidRequest(
                     f"{name}: empty; give a value or leave the parameter out", parameter=name
                 )
-            if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+            if "\x00" in value or any(unicodedata.category(ch) == "Cs" for ch in value):
                 raise InvalidRequest(
-                    f"{name}: holds a control character ({value[:64]!r}); no value the axis"
-                    " keeps has one (PostgreSQL cannot even store a NUL)",
+                    f"{name}: holds a NUL or a lone surrogate ({value[:64]!r}); no value the"
+                    " axis keeps has one",
                     parameter=name,
                 )
             self.values[name] = value

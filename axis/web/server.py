@@ -57,7 +57,7 @@ MALFORMED_LOG_PER_SECOND = 5
 
 
 class _LogBudget:
-    """At most ``per_second`` lines a second for the whole process; counts what it drops."""
+    """At most ``per_second`` lines a second for the whole server; counts what it drops."""
 
     def __init__(self, per_second: int) -> None:
         self.per_second = per_second
@@ -78,7 +78,6 @@ class _LogBudget:
         return dropped
 
 
-_BUDGET = _LogBudget(MALFORMED_LOG_PER_SECOND)
 
 
 def _reason(exc: BaseException | None, message: str | None, limit: int) -> str:
@@ -110,6 +109,7 @@ class AxisProtocol(RequestHandler):
     """aiohttp's connection handler, answering its own errors as the axis answers."""
 
     metrics: Metrics | None = None
+    log_budget: _LogBudget
 
     def handle_error(
         self,
@@ -138,7 +138,7 @@ class AxisProtocol(RequestHandler):
         reason = _reason(exc, message, self.max_line_size)
         if self.metrics is not None:
             self.metrics.inc("axis_http_malformed_total")
-        dropped = _BUDGET.take()
+        dropped = self.log_budget.take()
         if dropped is not None:
             _log.info("http_malformed", reason=reason, peer=request.remote, dropped=dropped)
         return _problem(
@@ -182,10 +182,13 @@ class AxisServer(web.Server):
     def __init__(self, *args: Any, metrics: Metrics | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.metrics = metrics
+        # one budget for every connection of the server (one server a process in service)
+        self.log_budget = _LogBudget(MALFORMED_LOG_PER_SECOND)
 
     def __call__(self) -> RequestHandler:
         handler = AxisProtocol(self, loop=self._loop, **self._kwargs)
         handler.metrics = self.metrics
+        handler.log_budget = self.log_budget
         return handler
 
 

@@ -169,10 +169,10 @@ async def test_a_time_without_offset_is_refused_with_a_hint_that_is_accepted(
             assert status == 200, (raw, hint)
 
 
-async def test_a_control_character_in_a_query_value_is_refused(axis: AxisHarness) -> None:
-    """A NUL (which PostgreSQL cannot store) or another control character in any parameter
-    is 400 naming it, never a 5xx of the store."""
-    for value in ("%00", "a%01b", "%0A"):
+async def test_a_nul_in_a_query_value_is_refused(axis: AxisHarness) -> None:
+    """A NUL (which PostgreSQL cannot store) in any parameter is 400 naming it, never a 5xx
+    of the store."""
+    for value in ("%00", "a%00b"):
         status, problem = await axis.get(axis.admin, f"/v1/admin/deliveries?organ_id={value}")
         assert status == 400 and problem["parameter"] == "organ_id", problem
 
