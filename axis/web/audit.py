@@ -106,7 +106,14 @@ async def export_events(request: web.Request) -> web.StreamResponse:
     """All matching events as CSV or JSON lines, streamed in batches: constant memory."""
     await require(request, *AUDITORS)
     name = query.choice(request, "format", tuple(_FORMATS)) or "jsonl"
-    where = _filter(request)
+    return await stream_events(request, _filter(request), name)
+
+
+FORMATS = tuple(_FORMATS)
+
+
+async def stream_events(request: web.Request, where: AuditFilter, name: str) -> web.StreamResponse:
+    """Stream the events ``where`` selects as ``name`` (jsonl or csv), as an attachment."""
     content_type, suffix = _FORMATS[name]
     response = web.StreamResponse(
         headers={
