@@ -14,7 +14,7 @@ from axis.ratelimit import RateLimiter
 from axis.registry_cache import RegistryCache
 from axis.signing import AxisKey
 from axis.store.protocol import Store
-from axis.web import admin, agencies, audit, deliveries, ops
+from axis.web import admin, agencies, audit, console, deliveries, ops
 from axis.web.keys import AXIS_CERTIFICATES, AXIS_KEY, LIMITER, METRICS, REGISTRY, SETTINGS, STORE
 from axis.web.middleware import problems
 
@@ -53,4 +53,5 @@ def create_app(
     admin.setup(app)
     audit.setup(app)
     deliveries.setup(app)
+    console.setup(app)
     return app
