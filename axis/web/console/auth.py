@@ -100,7 +100,7 @@ def safe_next(raw: str | None) -> str:
         or "//" in parts.path
     ):
         return "/console/"
-    return raw
+    return urllib.parse.quote(raw, safe="/?&=%+:,;@.~-_")  # a header value: no spaces
 
 
 async def session_of(request: web.Request) -> tuple[Viewer, ConsoleSession]:
