@@ -380,20 +380,21 @@ class ConsoleOps(OpsBase):
         self, where: AuditFilter, *, cursor: str | None, limit: int, window: int = AUDIT_WINDOW
     ) -> ScanPage[StoredEvent]:
         before = cursors.after_number(cursor)
-        async with self._b.long_reads() as r:
-            lo, hi = 0, int(await r.value("audit_last_seq") or 0)
-            if where.since is not None:
-                lo = await first_from(r, "audit", timeutil.fmt(where.since)) - 1
-            if where.until is not None:
-                hi = min(hi, await first_from(r, "audit", timeutil.fmt(where.until)) - 1)
-            if before is not None:
-                hi = min(hi, before - 1)
-            if lo >= hi:
-                return ScanPage([])
-            indexed = where.message_id is not None or where.document_id is not None
-            scans = where.type is not None or where.organ_id is not None
-            start = max(lo, hi - window) if scans and not indexed else lo
-            names, args = _conditions(where)
+        read = self._b.read  # the bisection: indexed point reads, a few dozen
+        lo, hi = 0, int(await read.value("audit_last_seq") or 0)
+        if where.since is not None:
+            lo = await first_from(read, "audit", timeutil.fmt(where.since)) - 1
+        if where.until is not None:
+            hi = min(hi, await first_from(read, "audit", timeutil.fmt(where.until)) - 1)
+        if before is not None:
+            hi = min(hi, before - 1)
+        if lo >= hi:
+            return ScanPage([])
+        indexed = where.message_id is not None or where.document_id is not None
+        scans = where.type is not None or where.organ_id is not None
+        start = max(lo, hi - window) if scans and not indexed else lo
+        names, args = _conditions(where)
+        async with self._b.long_reads() as r:  # the page itself may scan a window: off the loop
             rows = await r.all(("console_audit_back", *names), start, hi, *args, limit + 1)
             items = [StoredEvent(*row) for row in rows[:limit]]
             if len(rows) > limit:

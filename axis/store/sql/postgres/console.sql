@@ -78,7 +78,8 @@ SELECT last_error FROM deliveries WHERE state = 'retrying' AND delivered_to = ?
     ORDER BY push_since DESC LIMIT 1;
 
 -- name: deliveries_bounds
-SELECT min(seq), max(seq) FROM deliveries;
+-- each end by the index, spelled as in SQLite's file (where two aggregates in one SELECT read the whole table)
+SELECT (SELECT min(seq) FROM deliveries), (SELECT max(seq) FROM deliveries);
 
 -- name: deliveries_time_from
 -- a delivery's time is its message's: both grow with the sequence numbers
