@@ -1,6 +1,6 @@
 """Browser tests: Debian's Chromium, headless, driven by Playwright's Python API.
 
-One browser for the whole run, one axis per module (a server on its own event loop in a
+One browser and one axis per module (a server on its own event loop in a
 thread, so the tests use Playwright's plain synchronous API), a fresh browser context (no
 cookies) per test. Chromium is the system's (``apt-get install chromium``; ``.ci/run``
 installs it): Playwright's own browser download is never used. Without it the tests are
@@ -64,8 +64,11 @@ def _chromium() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One browser for the module. Not for the session: while Playwright's synchronous API
+    is running it holds an event loop in the main thread, and the suite's asyncio tests
+    that come after could not start theirs."""
     path = _chromium()
     from playwright.sync_api import sync_playwright
 
