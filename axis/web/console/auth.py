@@ -151,7 +151,8 @@ def _title(exc: AxisError) -> str:
 
 
 def _with_headers(response: web.StreamResponse, started: float) -> web.StreamResponse:
-    response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+    if not response.prepared:  # a streamed export has sent its headers already
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
     return response
 
 
