@@ -524,6 +524,26 @@ class ChainVerifier:
         return self._breach
 
 
+def verify_run(after_seq: int, prev_hash: str, events: Iterable[StoredEvent]) -> Breach | None:
+    """Check that ``events`` follow on from a trusted ``(after_seq, prev_hash)`` (a verified
+    checkpoint): no event missing, each matching its hash. The quick check of the recent
+    part of the log; only ``verify_events`` (or ``ChainVerifier``) checks the checkpoints."""
+    expected = after_seq + 1
+    prev = prev_hash
+    for event in events:
+        if event.seq != expected:
+            return Breach(expected, f"event {expected} is missing: the log goes on at {event.seq}")
+        if expected_hash(prev, event) != event.hash:
+            return Breach(
+                event.seq,
+                f"event {event.seq} does not match its hash: its content or its place in the"
+                " log was changed (edited, inserted or moved)",
+            )
+        prev = event.hash
+        expected += 1
+    return None
+
+
 def verify_events(events: Iterable[StoredEvent], anchors: Iterable[Anchor] = ()) -> Breach | None:
     """Verify a whole chain held in memory (tests and small tools): the first breach, if any."""
     verifier = ChainVerifier()

@@ -57,6 +57,15 @@ class Settings:
     # benchmark only: append no audit events, to measure what the log costs. Never in service.
     audit_events: bool = True
     receipt_deadline: str = "next-working-day"  # or seconds; when a missing 01/03 is overdue
+    console_enabled: bool = True  # serve the console for administrators and auditors
+    console_idle: float = 1800.0  # seconds without a request before a console session ends
+    console_lifetime: float = 43200.0  # seconds after sign-in when it ends anyway
+    # Secure on the session cookie: auto (when the request came over TLS, or the proxy says
+    # X-Forwarded-Proto: https), true (always: behind a TLS proxy), false (never)
+    console_secure_cookie: str = "auto"
+    console_signin_rate: float = 10.0  # sign-in attempts a minute per client address; 0: off
+    # behind a proxy: the client address (for the sign-in limit) is X-Forwarded-For's last entry
+    console_forwarded_for: bool = False
     group_commit_max: int = 256
     workers: int = 1
     log_level: str = "info"
@@ -129,6 +138,12 @@ _ENV: dict[str, str] = {
     "rate_burst": "AXIS_RATE_BURST",
     "audit_events": "AXIS_AUDIT_EVENTS",
     "receipt_deadline": "AXIS_RECEIPT_DEADLINE",
+    "console_enabled": "AXIS_CONSOLE_ENABLED",
+    "console_idle": "AXIS_CONSOLE_IDLE",
+    "console_lifetime": "AXIS_CONSOLE_LIFETIME",
+    "console_secure_cookie": "AXIS_CONSOLE_SECURE_COOKIE",
+    "console_signin_rate": "AXIS_CONSOLE_SIGNIN_RATE",
+    "console_forwarded_for": "AXIS_CONSOLE_FORWARDED_FOR",
     "group_commit_max": "AXIS_GROUP_COMMIT_MAX",
     "workers": "AXIS_WORKERS",
     "log_level": "AXIS_LOG_LEVEL",
@@ -199,6 +214,13 @@ def build_settings(
         raise ValueError(f"AXIS_PUSH_TIMEOUT must be positive, not {settings.push_timeout}")
     if settings.rate_limit < 0 or settings.rate_burst < 0:
         raise ValueError("AXIS_RATE_LIMIT and AXIS_RATE_BURST must not be negative")
+    if not 0 < settings.console_idle <= settings.console_lifetime:
+        raise ValueError(
+            "AXIS_CONSOLE_IDLE must be positive and at most AXIS_CONSOLE_LIFETIME"
+            f" ({settings.console_idle:g} and {settings.console_lifetime:g})"
+        )
+    if settings.console_signin_rate < 0:
+        raise ValueError("AXIS_CONSOLE_SIGNIN_RATE must not be negative")
     _check_words(settings)
     try:
         RetryPolicy(settings.push_retry_base, settings.push_retry_cap, settings.push_max_age)
@@ -215,6 +237,10 @@ def _check_words(settings: Settings) -> None:
         raise ValueError(
             f"AXIS_STORE={settings.store!r}: expected postgresql://… (or nothing: SQLite in"
             " AXIS_DATA)"
+        )
+    if settings.console_secure_cookie not in ("auto", "true", "false"):
+        raise ValueError(
+            f"AXIS_CONSOLE_SECURE_COOKIE={settings.console_secure_cookie!r}: auto, true or false"
         )
     if settings.log_level.lower() not in LOG_LEVELS:
         raise ValueError(f"AXIS_LOG_LEVEL={settings.log_level!r}: one of {', '.join(LOG_LEVELS)}")

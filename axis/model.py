@@ -72,6 +72,9 @@ class EventType(StrEnum):
     SYSTEM_SECRET_ROTATED = "system_secret_rotated"  # noqa: S105 (an event name)
     # the previous secret stopped working
     SYSTEM_SECRET_RETIRED = "system_secret_retired"  # noqa: S105
+    CONSOLE_SIGNED_IN = "console_signed_in"  # an admin or auditor token opened a console session
+    CONSOLE_SIGNED_OUT = "console_signed_out"  # … and it ended (signed out, or found expired)
+    BODY_DOWNLOADED = "body_downloaded"  # an administrator downloaded a document's body
 
 
 EVENT_TYPES: tuple[str, ...] = tuple(EventType)
@@ -417,3 +420,129 @@ class DeliveryGauges:
     retrying: int
     dead: int
     oldest_undelivered_at: str | None
+
+
+# ----------------------------------------------------------------------- the console
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A browser's signed-in session: a token exchanged at sign-in, known by a hash only."""
+
+    session_hash: str
+    principal: Principal
+    created_at: str
+    last_seen_at: str
+
+    def ended(self, now: datetime, *, idle: float, lifetime: float) -> str | None:
+        """Why the session is over at ``now`` (``idle`` or ``lifetime``), or None while live."""
+        if (now - datetime.fromisoformat(self.created_at)).total_seconds() >= lifetime:
+            return "lifetime"
+        if (now - datetime.fromisoformat(self.last_seen_at)).total_seconds() >= idle:
+            return "idle"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQuery:
+    """The console's message search; every criterion given must hold (and).
+
+    Codes are agency codes already resolved from what was typed (a name or a code).
+    ``state`` is a delivery state, or ``overdue`` (a recipient past its receipt deadline).
+    """
+
+    message_id: str | None = None
+    document_id: str | None = None
+    from_id: str | None = None
+    to_id: str | None = None
+    kind: MessageKind | None = None
+    state: str | None = None
+    since: datetime | None = None  # received_at >= since
+    until: datetime | None = None  # received_at < until
+    overdue_before: datetime | None = None  # with state overdue: received before this
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    """One line of a message search: the message and where each delivery stands."""
+
+    seq: int
+    id: str
+    kind: MessageKind
+    from_id: str
+    document_id: str
+    business_type: int | None
+    status_code: str | None
+    received_at: str
+    deliveries: tuple[tuple[str, str], ...]  # (delivered_to, state), in delivery order
+
+
+@dataclass(frozen=True, slots=True)
+class ScanPage(Generic[T]):
+    """A page, newest first, of a search that may scan a window: when it stopped short of a
+    full page with more left to look at, ``searched_to`` is the time it looked back to and
+    ``next_cursor`` goes on from there."""
+
+    items: list[T]
+    next_cursor: str | None = None
+    searched_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFacts:
+    """What the console shows of a stored message beyond its record."""
+
+    signer_sha256: str | None  # the certificate that signed it; None: vouched for otherwise
+    body_purged_at: str | None
+    replaced_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCounts:
+    """Deliveries by state: the open ones counted exactly, acknowledged ones derived."""
+
+    open: dict[str, int]  # queued, fetched, retrying, dead
+    failed: int
+    total: int  # every delivery ever made (the highest sequence number)
+
+    @property
+    def acked(self) -> int:
+        return max(0, self.total - sum(self.open.values()) - self.failed)
+
+
+@dataclass(frozen=True, slots=True)
+class FailingEndpoint:
+    """An agency whose pushes are failing: deliveries wait after a failed push (retrying)."""
+
+    organ_id: str
+    since: str | None  # when the oldest waiting round started
+    waiting: int  # deliveries retrying (counted up to a cap)
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueRecipient:
+    """A recipient of a document that reported no receipt (01, 02, 03) by its deadline."""
+
+    message_id: str
+    from_id: str
+    document_id: str
+    received_at: str
+    delivered_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class TailCheck:
+    """The chain checked from the last signed checkpoint to the head (or to a cap)."""
+
+    ok: bool
+    checkpoint_seq: int  # 0: no checkpoint yet, checked from the first event
+    checkpoint_at: str | None
+    checked: int  # events checked after the checkpoint
+    head_seq: int
+    first_bad_seq: int | None = None
+    reason: str | None = None
+
+    @property
+    def unchecked(self) -> int:
+        return max(0, self.head_seq - self.checkpoint_seq - self.checked)

@@ -20,16 +20,23 @@ from axis.model import (
     AgencyChange,
     Attempt,
     AuditFilter,
+    ConsoleSession,
+    DeliveryCounts,
     DeliveryGauges,
     DeliveryView,
     DocumentInfo,
+    FailingEndpoint,
     Fetched,
     HistoryEntry,
     InboxItem,
     InitReport,
+    MessageFacts,
     MessageKind,
+    MessageQuery,
     MessageRecord,
+    MessageRow,
     NewMessage,
+    OverdueRecipient,
     Page,
     Pending,
     Principal,
@@ -37,6 +44,8 @@ from axis.model import (
     PushJob,
     PushState,
     Role,
+    ScanPage,
+    TailCheck,
     TokenInfo,
 )
 from axis.registry import Agency, Certificate, ExpiringCertificate, Registry
@@ -407,5 +416,80 @@ class SystemStore(Protocol):
         when ``organ_id`` is not a recipient)."""
 
 
-class Store(CoreStore, AuditStore, PushStore, AdminStore, SystemStore, Protocol):
+class ConsoleStore(Protocol):
+    """The console for administrators and auditors (issue 13): sessions, the overview,
+    searches newest first. Every read is indexed and bounded (``axis/store/ops/console.py``)."""
+
+    async def create_session(
+        self, session_hash: str, principal: Principal, *, idle: float, lifetime: float
+    ) -> ConsoleSession:
+        """Start a browser session for ``principal`` (an admin or auditor token), known by the
+        hash of its id, with a ``console_signed_in`` event naming the token. Sessions idle for
+        ``idle`` seconds or older than ``lifetime`` are cleared on the way."""
+
+    async def console_session(self, session_hash: str) -> ConsoleSession | None:
+        """The session, while its token is live; None when unknown, ended or revoked. Whether
+        it has expired is the caller's to judge (``ConsoleSession.ended``)."""
+
+    async def touch_session(self, session_hash: str, at: datetime, *, every: float) -> None:
+        """Note activity for the idle expiry; writes at most once per ``every`` seconds per
+        session and process, never moving it backwards."""
+
+    async def end_session(self, session_hash: str, *, reason: str) -> ConsoleSession | None:
+        """End a session (signed out, or found expired: ``reason``) with a
+        ``console_signed_out`` event; None when it had already ended."""
+
+    async def documents_per_hour(self, since: datetime) -> list[tuple[str, int]]:
+        """Documents (edoc) accepted since ``since``, per UTC hour ``YYYY-MM-DDTHH``, in order."""
+
+    async def delivery_counts(self) -> DeliveryCounts:
+        """Open deliveries by state, those acknowledged as failed, and how many in all."""
+
+    async def overdue_recipients(
+        self, *, since: datetime, before: datetime, limit: int
+    ) -> list[OverdueRecipient]:
+        """Recipients of documents received in ``[since, before)`` that reported no receipt
+        (01, 02, 03), newest first: ``before`` is the deadline's cutoff."""
+
+    async def failing_endpoints(self, *, limit: int, cap: int = 10_000) -> list[FailingEndpoint]:
+        """Agencies with deliveries waiting after a failed push (``retrying``), by code; each
+        counts its waiting deliveries up to ``cap``."""
+
+    async def failing_endpoint(self, organ_id: str) -> FailingEndpoint | None:
+        """``failing_endpoints`` for one agency; None when no push to it is failing."""
+
+    async def verify_tail(self, certificates: Sequence[bytes], *, limit: int) -> TailCheck:
+        """Check the latest checkpoint (signature against ``certificates``, its hash in the
+        log) and up to ``limit`` events after it: the quick state of the chain. The whole
+        chain is ``verify_audit``'s."""
+
+    async def search_messages(
+        self, q: MessageQuery, *, cursor: str | None, limit: int, window: int = ...
+    ) -> ScanPage[MessageRow]:
+        """Messages matching ``q``, newest first. Filters the driving index does not cover
+        are checked on at most ``window`` sequence numbers per page (``searched_to``)."""
+
+    async def message_facts(self, message_id: str) -> MessageFacts | None:
+        """What vouched for a message (its signer's certificate) and whether its body is kept."""
+
+    async def download_body(self, message_id: str, *, actor: str) -> Fetched | None:
+        """A message's exact bytes for an administrator, recorded by a ``body_downloaded``
+        event first; ``body`` and ``body_file`` are None when the body was purged."""
+
+    async def recent_deliveries(
+        self, state: str, *, organ_id: str | None, cursor: str | None, limit: int
+    ) -> Page[DeliveryView]:
+        """Deliveries in ``state`` (an open state, or ``failed``), newest first."""
+
+    async def audit_back(
+        self, where: AuditFilter, *, cursor: str | None, limit: int, window: int = ...
+    ) -> ScanPage[StoredEvent]:
+        """Audit events matching ``where``, newest first; type and agency filters check at
+        most ``window`` events per page (they have no index, so appending stays cheap)."""
+
+    async def checkpoints_back(self, *, cursor: str | None, limit: int) -> Page[Checkpoint]:
+        """Signed checkpoints, newest first."""
+
+
+class Store(CoreStore, AuditStore, PushStore, AdminStore, SystemStore, ConsoleStore, Protocol):
     """Everything the axis keeps, as domain operations."""

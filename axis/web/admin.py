@@ -116,13 +116,74 @@ def _log_change(change: AgencyChange) -> None:
 
 
 async def _after_change(request: web.Request, change: AgencyChange, created: bool) -> web.Response:
-    """Reload the snapshot, report any new expiring pin, answer with the agency as stored."""
-    _log_change(change)
-    snapshot = await request.app[REGISTRY].reload()
-    await jobs.report_expiring(request.app[STORE], request.app[REGISTRY])
-    stored = snapshot.get(change.organ_id)
+    """Answer with the agency as stored (``changed`` reloaded the snapshot)."""
+    stored = (await request.app[REGISTRY].current()).get(change.organ_id)
     assert stored is not None
     return json_response(await _agency_view(request, stored), 201 if created else 200)
+
+
+# The changes themselves, shared by these endpoints and the console (axis/web/console): the
+# same checks, the same errors, the same audit events naming the token.
+
+
+async def changed(app: web.Application, change: AgencyChange) -> AgencyChange:
+    """After a registry change: log it, reload the snapshot, report any new expiring pin."""
+    _log_change(change)
+    await app[REGISTRY].reload()
+    await jobs.report_expiring(app[STORE], app[REGISTRY])
+    return change
+
+
+async def save_fields(
+    app: web.Application, organ_id: str, data: dict[str, Any], *, actor: str
+) -> AgencyChange:
+    """Create or replace an agency's fields from a PUT body (``registry.agency_from_mapping``
+    checks it, the store checks its links: a successor cycle is refused, naming the loop)."""
+    snapshot = await app[REGISTRY].reload()
+    agency = agency_from_mapping(organ_id, data, snapshot.get(organ_id))
+    registry.check_certificates_unique(agency, snapshot)
+    return await changed(app, await app[STORE].save_agency(agency, actor=actor))
+
+
+async def pin_certificate(
+    app: web.Application, organ_id: str, pem: str | bytes, *, actor: str
+) -> AgencyChange:
+    """Pin one more certificate (PEM), keeping the others; one pinned for another agency is
+    refused naming it."""
+    cert = Certificate.from_pem(pem)
+    snapshot = await app[REGISTRY].reload()
+    existing = snapshot.get(organ_id)
+    if existing is not None:
+        registry.check_certificates_unique(replace(existing, certificates=(cert,)), snapshot)
+    return await changed(app, await app[STORE].add_certificate(organ_id, cert, actor=actor))
+
+
+async def unpin_certificate(
+    app: web.Application, organ_id: str, sha256: str, *, actor: str
+) -> AgencyChange:
+    sha256 = sha256.lower()
+    if _SHA256.fullmatch(sha256) is None:
+        raise InvalidRequest(f"sha256: 64 hex digits (the certificate's SHA-256), not {sha256!r}")
+    change = await app[STORE].remove_certificate(organ_id, sha256, actor=actor)
+    _log_change(change)
+    await app[REGISTRY].reload()
+    return change
+
+
+async def issue_token_for(app: web.Application, organ_id: str, *, actor: str) -> tuple[str, str]:
+    """A new token for a registered agency: ``(token_id, token)``, the token shown once."""
+    codes.check_registrable(organ_id, field="organ_id")
+    registry.check_token_holder((await app[REGISTRY].reload()).get(organ_id), organ_id)
+    token_id, token, token_hash = tokens.generate()
+    await app[STORE].issue_token(token_id, token_hash, "agency", organ_id, actor=actor)
+    _log.info("token_issued", token_id=token_id, role="agency", organ_id=organ_id)
+    return token_id, token
+
+
+async def revoke_token_id(app: web.Application, token_id: str, *, actor: str) -> None:
+    if not await app[STORE].revoke_token(token_id, actor=actor):
+        raise NotFound(f"token {token_id}: no live token with that id")
+    _log.info("token_revoked", token_id=token_id)
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
@@ -137,10 +198,7 @@ async def put_agency(request: web.Request) -> web.Response:
     Query(request)
     organ_id = request.match_info["organ_id"]
     data = await json_body(request)
-    snapshot = await request.app[REGISTRY].reload()
-    agency = agency_from_mapping(organ_id, data, snapshot.get(organ_id))
-    registry.check_certificates_unique(agency, snapshot)
-    change = await request.app[STORE].save_agency(agency, actor=who.actor)
+    change = await save_fields(request.app, organ_id, data, actor=who.actor)
     return await _after_change(request, change, created=change.outcome == "added")
 
 
@@ -152,18 +210,15 @@ async def add_certificate(request: web.Request) -> web.Response:
     who = await require(request, "admin")
     Query(request)
     organ_id = _organ_id(request)
+    pem: str | bytes
     if request.content_type == "application/json":
-        pem = (await json_body(request)).get("certificate")
-        if not isinstance(pem, str):
+        given = (await json_body(request)).get("certificate")
+        if not isinstance(given, str):
             raise InvalidRequest("certificate: a PEM string")
-        cert = Certificate.from_pem(pem)
+        pem = given
     else:
-        cert = Certificate.from_pem(await read_small_body(request, request.app[SETTINGS]))
-    snapshot = await request.app[REGISTRY].reload()
-    existing = snapshot.get(organ_id)
-    if existing is not None:
-        registry.check_certificates_unique(replace(existing, certificates=(cert,)), snapshot)
-    change = await request.app[STORE].add_certificate(organ_id, cert, actor=who.actor)
+        pem = await read_small_body(request, request.app[SETTINGS])
+    change = await pin_certificate(request.app, organ_id, pem, actor=who.actor)
     return await _after_change(request, change, created=change.outcome == "changed")
 
 
@@ -171,11 +226,7 @@ async def remove_certificate(request: web.Request) -> web.Response:
     who = await require(request, "admin")
     Query(request)
     organ_id = _organ_id(request)
-    sha256 = request.match_info["sha256"].lower()
-    if _SHA256.fullmatch(sha256) is None:
-        raise InvalidRequest(f"sha256: 64 hex digits (the certificate's SHA-256), not {sha256!r}")
-    _log_change(await request.app[STORE].remove_certificate(organ_id, sha256, actor=who.actor))
-    await request.app[REGISTRY].reload()
+    await unpin_certificate(request.app, organ_id, request.match_info["sha256"], actor=who.actor)
     return web.Response(status=204)
 
 
@@ -197,12 +248,9 @@ def token_json(info: TokenInfo) -> dict[str, Any]:
 async def issue_agency_token(request: web.Request) -> web.Response:
     who = await require(request, "admin")
     Query(request)
-    organ_id = request.match_info["organ_id"]
-    codes.check_registrable(organ_id, field="organ_id")
-    registry.check_token_holder((await request.app[REGISTRY].reload()).get(organ_id), organ_id)
-    token_id, token, token_hash = tokens.generate()
-    await request.app[STORE].issue_token(token_id, token_hash, "agency", organ_id, actor=who.actor)
-    _log.info("token_issued", token_id=token_id, role="agency", organ_id=organ_id)
+    token_id, token = await issue_token_for(
+        request.app, request.match_info["organ_id"], actor=who.actor
+    )
     return json_response({"token_id": token_id, "token": token}, 201)
 
 
@@ -228,10 +276,7 @@ async def list_tokens(request: web.Request) -> web.Response:
 async def revoke_token(request: web.Request) -> web.Response:
     who = await require(request, "admin")
     Query(request)
-    token_id = request.match_info["token_id"]
-    if not await request.app[STORE].revoke_token(token_id, actor=who.actor):
-        raise NotFound(f"token {token_id}: no live token with that id")
-    _log.info("token_revoked", token_id=token_id)
+    await revoke_token_id(request.app, request.match_info["token_id"], actor=who.actor)
     return web.Response(status=204)
 
 

@@ -52,6 +52,15 @@ def _link_json(link: LinkView) -> dict[str, Any]:
     }
 
 
+def is_overdue(r: RecipientView, overdue_at: datetime | None, now: datetime) -> bool:
+    """Past the receipt deadline with no receipt yet (01, 02 or 03: a refusal is an answer)."""
+    return (
+        overdue_at is not None
+        and now > overdue_at
+        and not any(s.code in lifecycle.RECEIPT_CODES for s in r.statuses)
+    )
+
+
 def _recipient_json(r: RecipientView, overdue_at: datetime | None) -> dict[str, Any]:
     """A recipient's row of ``GET /v1/messages/{id}``: where its delivery stands now."""
     return {
@@ -72,9 +81,7 @@ def _recipient_json(r: RecipientView, overdue_at: datetime | None) -> dict[str, 
             }
             for s in r.statuses
         ],
-        "overdue": overdue_at is not None
-        and timeutil.now() > overdue_at
-        and not any(s.code in lifecycle.RECEIPT_CODES for s in r.statuses),
+        "overdue": is_overdue(r, overdue_at, timeutil.now()),
         "receipt_due_at": timeutil.fmt(overdue_at) if overdue_at is not None else None,
     }
 
@@ -220,13 +227,17 @@ async def _links_seen(request: web.Request, record: MessageRecord) -> tuple[Link
     return tuple(kept)
 
 
+def receipt_due(app: web.Application, record: MessageRecord) -> datetime | None:
+    """When the recipients of a document must have reported receipt; None for a status."""
+    if record.kind != "edoc":
+        return None
+    return app[DEADLINE].due(datetime.fromisoformat(record.received_at))
+
+
 async def get_message(request: web.Request) -> web.Response:
     record = await load_visible(request)
     referred_by = await _links_seen(request, record)
-    due = None
-    if record.kind == "edoc":
-        received = datetime.fromisoformat(record.received_at)
-        due = request.app[DEADLINE].due(received)
+    due = receipt_due(request.app, record)
     body: dict[str, Any] = {
         "id": record.id,
         "kind": record.kind,

@@ -14,7 +14,7 @@ from axis.ratelimit import RateLimiter
 from axis.registry_cache import RegistryCache
 from axis.signing import AxisKey
 from axis.store.protocol import Store
-from axis.web import admin, agencies, audit, deliveries, ops, systems, vxp
+from axis.web import admin, agencies, audit, console, deliveries, ops, systems, vxp
 from axis.web.keys import (
     AXIS_CERTIFICATES,
     AXIS_KEY,
@@ -65,4 +65,5 @@ def create_app(
     deliveries.setup(app)
     systems.setup(app)
     vxp.setup(app)
+    console.setup(app)
     return app

@@ -110,7 +110,14 @@ async def export_events(request: web.Request) -> web.StreamResponse:
     await require(request, *AUDITORS)
     q = Query(request, "format", *FILTERS)
     name = q.choice("format", tuple(_FORMATS)) or "jsonl"
-    where = _filter(q)
+    return await stream_events(request, _filter(q), name)
+
+
+FORMATS = tuple(_FORMATS)
+
+
+async def stream_events(request: web.Request, where: AuditFilter, name: str) -> web.StreamResponse:
+    """Stream the events ``where`` selects as ``name`` (jsonl or csv), as an attachment."""
     content_type, suffix = _FORMATS[name]
     response = web.StreamResponse(
         headers={

@@ -13,7 +13,7 @@ from axis.config import Settings
 from axis.errors import NotFound, StoreError
 from axis.metrics import CONTENT_TYPE as METRICS_TYPE
 from axis.metrics import process_readings
-from axis.model import DeliveryGauges
+from axis.model import DeliveryGauges, MessageRecord
 from axis.store.protocol import Store
 from axis.web.agencies import json_response, load_visible
 from axis.web.keys import AXIS_CERTIFICATES, AXIS_KEY, METRICS, OPENAPI, REGISTRY, SETTINGS, STORE
@@ -190,11 +190,15 @@ async def axis_certificate(request: web.Request) -> web.Response:
     return web.Response(body=request.app[AXIS_KEY].cert_pem, content_type="application/x-pem-file")
 
 
+def signed_receipt(app: web.Application, record: MessageRecord) -> bytes:
+    """The receipt of ``record`` (as its reader may see it), signed now with the axis key."""
+    return app[AXIS_KEY].sign_enveloped(receipts.build(record, axis_name="axis"))
+
+
 async def receipt(request: web.Request) -> web.Response:
     """The signed receipt, as the caller may see the message: a recipient only its own row."""
     record = await load_visible(request)
-    element = receipts.build(record, axis_name="axis")
-    signed = request.app[AXIS_KEY].sign_enveloped(element)
+    signed = signed_receipt(request.app, record)
     return web.Response(body=signed, content_type="application/xml", charset="utf-8")
 
 

@@ -78,8 +78,6 @@ class _LogBudget:
         return dropped
 
 
-
-
 def _reason(exc: BaseException | None, message: str | None, limit: int) -> str:
     """What was malformed, in one short line, without echoing the client's bytes at length."""
     if isinstance(exc, LineTooLong):

@@ -11,6 +11,7 @@ from axis import audit, ids, timeutil
 from axis.errors import DuplicateConflict, StoreError
 from axis.model import Link, NewMessage
 from axis.routing import Route
+from axis.store import backend
 from axis.store.protocol import Store
 from tests.store.conftest import AGENCIES
 from tests.support.rawsql import raw_sql
@@ -60,7 +61,8 @@ async def test_a_store_lacking_a_migration_of_this_code_is_refused(store: Store)
     version = await store.check_schema()
     applied = raw_sql(store).execute("SELECT value FROM meta WHERE key = 'migrations'").fetchone()
     numbers = applied[0].split(",")
-    assert numbers == [str(n) for n in range(1, version + 1)]
+    assert numbers == [str(n) for n, _ in backend.migrations(store.backend.dialect)]  # type: ignore[attr-defined]
+    assert int(numbers[-1]) == version
     lacking = ",".join(numbers[:1] + numbers[2:])  # the second one never ran
     raw_sql(store).execute("UPDATE meta SET value = ? WHERE key = 'migrations'", (lacking,))
     with pytest.raises(StoreError, match=r"lacks migrations \[2\].*axis init"):

@@ -16,7 +16,7 @@ import asyncpg
 
 from axis.model import PUSHABLE_STATES
 from axis.store import backend
-from axis.store.ops import agencies, audit, messages, push, tokens
+from axis.store.ops import agencies, audit, console, messages, push, tokens
 from axis.store.postgres.backend import parse_url
 from axis.store.protocol import Store
 from tests.store.conftest import AGENCIES
@@ -81,12 +81,13 @@ def test_every_query_an_operation_names_exists() -> None:
     """A typo in a query name would fail at run time: every name the operations use is there."""
     names = set(backend.load_queries("sqlite")) & set(backend.load_queries("postgres"))
     used: set[str] = set()
-    for module in (agencies, audit, messages, push, tokens):
+    for module in (agencies, audit, console, messages, push, tokens):
         source = Path(module.__file__ or "").read_text(encoding="utf-8")
         used |= set(re.findall(r"\.(?:one|all|value|run|many)\(\s*\(?\"([a-z_]+)\"", source))
         used |= set(re.findall(r'\("([a-z_]+)", \*(?:conditions|names)\)', source))
     # audit.first_from names its probes by table
-    used |= {f"{t}_{probe}" for t in ("audit", "messages") for probe in ("bounds", "time_from")}
+    tables = ("audit", "messages", "deliveries")
+    used |= {f"{t}_{probe}" for t in tables for probe in ("bounds", "time_from")}
     assert used and used <= names, sorted(used - names)
 
 

@@ -27,6 +27,10 @@ from axis.config import build_settings
         ("AXIS_BODY_MIN_RATE", "100"),
         ("AXIS_RATE_LIMIT", "-1"),
         ("AXIS_PUSH_RETRY_CAP", "1"),
+        ("AXIS_CONSOLE_IDLE", "0"),
+        ("AXIS_CONSOLE_IDLE", "50000"),  # longer than the whole session
+        ("AXIS_CONSOLE_SECURE_COOKIE", "yes"),
+        ("AXIS_CONSOLE_SIGNIN_RATE", "-1"),
     ],
 )
 def test_a_malformed_value_is_refused_naming_its_variable(var: str, value: str) -> None:
@@ -44,6 +48,8 @@ def test_a_malformed_value_is_refused_naming_its_variable(var: str, value: str) 
         ("AXIS_LOG_LEVEL", "WARNING", "log_level", "WARNING"),
         ("AXIS_RECEIPT_DEADLINE", "3600", "receipt_deadline", "3600"),
         ("AXIS_STORE", "postgresql://axis@db/axis", "store", "postgresql://axis@db/axis"),
+        ("AXIS_CONSOLE_SECURE_COOKIE", "true", "console_secure_cookie", "true"),
+        ("AXIS_CONSOLE_IDLE", "600", "console_idle", 600.0),
     ],
 )
 def test_well_formed_values_are_taken(var: str, value: str, field: str, expected: object) -> None:

@@ -13,13 +13,14 @@ from typing import Any
 from axis.store.backend import Backend
 from axis.store.ops.agencies import AgencyOps
 from axis.store.ops.audit import AuditOps
+from axis.store.ops.console import ConsoleOps
 from axis.store.ops.messages import MessageOps
 from axis.store.ops.push import PushOps
 from axis.store.ops.systems import SystemOps
 from axis.store.ops.tokens import TokenOps
 
 
-class AxisStore(MessageOps, PushOps, AuditOps, AgencyOps, TokenOps, SystemOps):
+class AxisStore(MessageOps, PushOps, AuditOps, AgencyOps, TokenOps, SystemOps, ConsoleOps):
     """Everything the axis keeps (the ``Store`` protocol), over one backend."""
 
     def __init__(self, backend: Backend) -> None:

@@ -34,7 +34,8 @@ from axis.store.ops.base import OpsBase, about, page
 PUSH_ACTOR = "axis:push"
 
 
-def _view(row: Row) -> DeliveryView:
+def delivery_view(row: Row) -> DeliveryView:
+    """A ``deliveries_page``-shaped row (sequence number first) as an administrator sees it."""
     (_, did, mid, kind, from_id, doc, to, state, attempts, error, updated, since, due, open_) = row
     pending = bool(open_) and state in PUSHABLE_STATES
     return DeliveryView(
@@ -223,7 +224,7 @@ class PushOps(OpsBase):
             conditions.append("deliveries_to")
             args.append(organ_id)
         rows = await self._b.read.all(("deliveries_page", *conditions), *args, limit + 1)
-        return page([_view(row) for row in rows[:limit]], rows, limit)
+        return page([delivery_view(row) for row in rows[:limit]], rows, limit)
 
     async def delivery_gauges(self) -> DeliveryGauges:
         rows = await self._b.read.all("deliveries_open_by_state")
@@ -243,7 +244,7 @@ class PushOps(OpsBase):
 
     async def delivery(self, delivery_id: str) -> DeliveryView | None:
         row = await self._b.read.one("delivery_by_id", delivery_id)
-        return _view(row) if row else None
+        return delivery_view(row) if row else None
 
     async def redeliver(self, delivery_id: str, *, actor: str) -> DeliveryView | None:
         async def op(tx: Tx) -> str | None:

@@ -25,13 +25,15 @@ SELECT max(seq) FROM audit_events;
 SELECT count(*) FROM audit_events;
 
 -- name: audit_bounds
-SELECT min(seq), max(seq) FROM audit_events;
+-- each end by the index, spelled as in SQLite's file (where two aggregates in one SELECT read the whole table)
+SELECT (SELECT min(seq) FROM audit_events), (SELECT max(seq) FROM audit_events);
 
 -- name: audit_time_from
 SELECT at FROM audit_events WHERE seq >= ? ORDER BY seq LIMIT 1;
 
 -- name: messages_bounds
-SELECT min(seq), max(seq) FROM messages;
+-- each end by the index, spelled as in SQLite's file (where two aggregates in one SELECT read the whole table)
+SELECT (SELECT min(seq) FROM messages), (SELECT max(seq) FROM messages);
 
 -- name: messages_time_from
 SELECT received_at FROM messages WHERE seq >= ? ORDER BY seq LIMIT 1;
