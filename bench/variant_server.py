@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("bench.variant_server: the SQLite drivers are for SQLite only")
         return AxisStore(backend(driver, settings))
 
-    serve.open_store = open_variant  # type: ignore[assignment]  # see the module docstring
+    serve.open_store = open_variant  # type: ignore[attr-defined]  # see the module docstring
     return cli.main(rest)
 
 
