@@ -5,7 +5,9 @@ microsecond the client spends per request is one the server does not get. aiohtt
 costs a few hundred microseconds a request in Python; this one writes pre-built bytes with
 ``writelines`` and parses only the status line, ``Content-Length`` and chunked framing, which
 is all the axis's answers use. One request at a time per connection (no pipelining), as a
-real sender does.
+real sender does. ``expect_continue`` sends the head alone with ``Expect: 100-continue`` and
+the body once the server's interim ``100 Continue`` arrives, as the Apache HttpClient in
+VNPT's SDK does.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Connection(asyncio.Protocol):
         self._buf = bytearray()
         self._waiter: asyncio.Future[Answer] | None = None
         self._head: tuple[int, bytes, int | None, bool] | None = None
+        self._held: bytes | None = None  # a body waiting for ``100 Continue``
         self.closed = False
 
     # --- asyncio.Protocol -------------------------------------------------------------------
@@ -55,21 +58,37 @@ class Connection(asyncio.Protocol):
     # --- use ------------------------------------------------------------------------------
 
     def request(
-        self, method: str, target: str, headers: bytes = b"", body: bytes = b""
+        self,
+        method: str,
+        target: str,
+        headers: bytes = b"",
+        body: bytes = b"",
+        *,
+        expect_continue: bool = False,
     ) -> asyncio.Future[Answer]:
-        """Send one request; ``headers`` are complete ``Name: value\\r\\n`` lines."""
+        """Send one request; ``headers`` are complete ``Name: value\\r\\n`` lines.
+
+        ``expect_continue``: send ``Expect: 100-continue`` and hold a non-empty body back
+        until the server answers ``100 Continue``.
+        """
         if self.closed or self._transport is None:
             raise HttpError("connection closed")
         assert self._waiter is None, "one request at a time per connection"
         loop = asyncio.get_running_loop()
         self._waiter = loop.create_future()
+        expect = expect_continue and bool(body)
         head = (
             f"{method} {target} HTTP/1.1\r\n".encode()
             + self.host_header
             + headers
+            + (b"Expect: 100-continue\r\n" if expect else b"")
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
         )
-        self._transport.writelines([head, body] if body else [head])
+        if expect:
+            self._held = body
+            self._transport.write(head)
+        else:
+            self._transport.writelines([head, body] if body else [head])
         return self._waiter
 
     def close(self) -> None:
@@ -93,6 +112,12 @@ class Connection(asyncio.Protocol):
             del buf[: end + 4]
             lines = block.split(b"\r\n")
             status = int(lines[0].split(b" ", 2)[1])
+            if 100 <= status < 200:  # interim: send what was held back, read on
+                held, self._held = self._held, None
+                if held is not None and self._transport is not None:
+                    self._transport.write(held)
+                self._parse()
+                return
             length: int | None = None
             chunked = False
             for line in lines[1:]:
@@ -116,6 +141,11 @@ class Connection(asyncio.Protocol):
             del buf[:need]
         self._head = None
         waiter, self._waiter = self._waiter, None
+        if self._held is not None:  # answered without 100 Continue: the body was never sent,
+            self._held = None  # so the connection cannot carry another request
+            self.closed = True
+            if self._transport is not None:
+                self._transport.close()
         if waiter is not None and not waiter.done():
             waiter.set_result(Answer(status, block, body))
 

@@ -17,6 +17,19 @@ Three shapes of load:
   feeds ids to ``concurrency`` workers, each doing ``GET /v1/inbox/{id}`` then
   ``POST /v1/inbox/{id}/ack``. Gives fetch+ack throughput.
 
+And the same through the VDXP endpoints, as software on VNPT's SDK calls them (``bench.sdk``
+builds the requests; each connection is one SDK object with its carried parameters):
+
+- ``sdk_closed``: the closed loop of ``POST /vxp/sendEdoc`` (the package plus CRLF,
+  ``application/octet-stream``, signed headers). Gives SDK intake throughput.
+- ``sdk_drain``: one lister calls ``getReceivedEdocList`` (the oldest open deliveries, a page
+  by offset: it lists page 1 again once the workers have nearly emptied what it gave them,
+  skipping what it gave before) and ``concurrency`` workers each call ``getEdoc`` then
+  ``updateStatus done``. Gives SDK fetch+ack throughput.
+
+An SDK answer is a success when its JSON says ``"status": "OK"`` (the HTTP status of a
+failure is for proxies; the SDK reads the JSON).
+
 Every mode stops by itself: at ``duration`` (plus at most ``drain_timeout`` for answers
 still in flight), or when its packages or the inbox run out.
 """
@@ -36,7 +49,8 @@ from typing import Any
 
 import orjson
 
-from bench.client import Connection, connect
+from bench import sdk
+from bench.client import Answer, Connection, connect
 
 _LEN = struct.Struct(">I")
 
@@ -93,10 +107,15 @@ class _Outcomes:
         self.samples: list[str] = []
         self.ok = 0
 
+    def judge(self, status: int, body: bytes) -> tuple[bool, str]:
+        """Whether an answer is a success, and the key it is counted under."""
+        return status in self.expected, str(status)
+
     def answer(self, status: int, body: bytes, *, count: bool = True) -> bool:
         """Record an answer; ``count`` whether an expected one completes a unit of work."""
-        self.statuses[str(status)] += 1
-        if status in self.expected:
+        good, key = self.judge(status, body)
+        self.statuses[key] += 1
+        if good:
             self.ok += count
             return True
         if len(self.samples) < 3:
@@ -110,6 +129,25 @@ class _Outcomes:
 
     def json(self) -> dict[str, Any]:
         return {"ok": self.ok, "statuses": dict(self.statuses), "samples": self.samples}
+
+
+class _SdkOutcomes(_Outcomes):
+    """VDXP answers: a success is ``200`` with ``"status": "OK"``; a failure is counted
+    under its HTTP status and ``ErrorCode`` (``"400 ErrorCode 10"``)."""
+
+    def __init__(self) -> None:
+        super().__init__((200,))
+
+    def judge(self, status: int, body: bytes) -> tuple[bool, str]:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return False, f"{status} not JSON"
+        if not isinstance(parsed, dict):
+            return False, f"{status} not a JSON object"
+        if status == 200 and parsed.get("status") == "OK":
+            return True, "200"
+        return False, f"{status} ErrorCode {parsed.get('ErrorCode')}"
 
 
 def _cpu() -> float:
@@ -127,28 +165,50 @@ def _auth(token: str, xml: bool = False) -> bytes:
 # --- closed loop -----------------------------------------------------------------------------
 
 
+def _sdk_sends(spec: dict[str, Any], docs: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """Each package as the SDK sends it: signed headers, the package plus CRLF.
+
+    Built before the clock starts, as the /v1 loop's requests are (the packages in place, so
+    the corpus is not held twice); one SDK object per connection would carry the same
+    parameters, so one object signs them all.
+    """
+    session = sdk.Session(spec["systemid"], spec["secret"])
+    out = []
+    for i, doc in enumerate(docs):
+        out.append((session.send_edoc(doc, spec["from"]), doc + sdk.CRLF))
+        docs[i] = b""
+    return out
+
+
 async def closed_loop(spec: dict[str, Any]) -> dict[str, Any]:
     docs = read_docs(Path(spec["docs_file"]))
     host, port, path = spec["host"], spec["port"], spec["path"]
-    headers = _auth(spec["token"], xml=True)
-    warmup = min(spec.get("warmup", 0), len(docs) // 10)
+    outcomes: _Outcomes
+    if spec["mode"] == "sdk_closed":
+        requests = _sdk_sends(spec, docs)
+        outcomes = _SdkOutcomes()
+    else:
+        headers = _auth(spec["token"], xml=True)
+        requests = [(headers, doc) for doc in docs]
+        outcomes = _Outcomes((201,))
+    warmup = min(spec.get("warmup", 0), len(requests) // 10)
     conns = [await connect(host, port) for _ in range(spec["concurrency"])]
     warm_ok = 0
-    for doc in docs[:warmup]:  # first requests pay for lazy start-up in the server
-        warm_ok += (await conns[0].request("POST", path, headers, doc)).status == 201
-    outcomes = _Outcomes((201,))
+    for head, body in requests[:warmup]:  # first requests pay for lazy start-up in the server
+        answer = await conns[0].request("POST", path, head, body)
+        warm_ok += outcomes.judge(answer.status, answer.body)[0]
     latencies: list[float] = []
     next_doc = warmup
     deadline = 0.0
 
     async def worker(conn: Connection) -> None:
         nonlocal next_doc
-        while next_doc < len(docs) and time.perf_counter() < deadline:
-            doc = docs[next_doc]
+        while next_doc < len(requests) and time.perf_counter() < deadline:
+            head, body = requests[next_doc]
             next_doc += 1
             started = time.perf_counter()
             try:
-                answer = await conn.request("POST", path, headers, doc)
+                answer = await conn.request("POST", path, head, body)
             except Exception as exc:  # a broken connection ends this worker, not the run
                 outcomes.error(exc)
                 return
@@ -164,7 +224,7 @@ async def closed_loop(spec: dict[str, Any]) -> dict[str, Any]:
     for c in conns:
         c.close()
     return {
-        "mode": "closed",
+        "mode": spec["mode"],
         "sent": next_doc - warmup,
         "warmup_ok": warm_ok,
         "elapsed_s": elapsed,
@@ -353,9 +413,119 @@ async def drain(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# --- the same drain through the SDK's operations ---------------------------------------------
+
+
+async def sdk_drain(spec: dict[str, Any]) -> dict[str, Any]:
+    host, port = spec["host"], spec["port"]
+    systemid, secret = spec["systemid"], spec["secret"]
+    page_size: int | None = spec.get("page")
+    lister = await connect(host, port)
+    listing = sdk.Session(systemid, secret)
+    conns = [await connect(host, port) for _ in range(spec["concurrency"])]
+    ids: asyncio.Queue[str | None] = asyncio.Queue()
+    outcomes = _SdkOutcomes()
+    seen: set[str] = set()
+    listed = 0
+    pages = 0
+    emptied = False
+    deadline = 0.0
+    most = spec.get("max_messages", 1 << 62)
+    low_water = 2 * spec["concurrency"]
+    expect = spec.get("expect_continue", True)  # as the SDK's Apache HttpClient; False: A/B
+
+    async def list_inbox() -> None:
+        nonlocal listed, pages, emptied
+        try:
+            while time.perf_counter() < deadline and listed < most:
+                head = listing.received_list("edoc", page_size)
+                answer = await lister.request("POST", "/vxp/getReceivedEdocList", head)
+                pages += 1
+                if not outcomes.judge(answer.status, answer.body)[0]:
+                    outcomes.answer(answer.status, answer.body)
+                    return
+                items = orjson.loads(answer.body).get("data") or []
+                if not items:
+                    emptied = True
+                    return
+                fresh = 0
+                for item in items:
+                    doc_id = item["docId"]
+                    if doc_id in seen or listed >= most:
+                        continue
+                    seen.add(doc_id)
+                    ids.put_nowait(doc_id)
+                    listed += 1
+                    fresh += 1
+                # page 1 again once the workers have nearly emptied the queue: it then holds
+                # the next oldest open deliveries (and the few still in flight, skipped)
+                while ids.qsize() > low_water and time.perf_counter() < deadline:  # noqa: ASYNC110
+                    await asyncio.sleep(0.002)
+                if not fresh:  # all of it in flight: let the workers finish some
+                    await asyncio.sleep(0.002)
+        finally:
+            for _ in conns:
+                ids.put_nowait(None)
+
+    async def worker(conn: Connection) -> None:
+        session = sdk.Session(systemid, secret)
+        while True:
+            doc_id = await ids.get()
+            if doc_id is None or time.perf_counter() >= deadline:
+                return
+            try:
+                got: Answer = await conn.request(
+                    "POST",
+                    "/vxp/getEdoc",
+                    session.get_edoc(doc_id),
+                    sdk.EMPTY_JSON,
+                    expect_continue=expect,
+                )
+                # a message counts once, when its updateStatus is answered
+                if not outcomes.answer(got.status, got.body, count=False):
+                    continue
+                done = await conn.request(
+                    "POST",
+                    "/vxp/updateStatus",
+                    session.update_status(doc_id, "done"),
+                    sdk.EMPTY_JSON,
+                    expect_continue=expect,
+                )
+                outcomes.answer(done.status, done.body)
+            except Exception as exc:  # a broken connection ends this worker, not the run
+                outcomes.error(exc)
+                return
+
+    cpu0 = _cpu()
+    start = time.perf_counter()
+    deadline = start + spec["duration"]
+    await asyncio.gather(list_inbox(), *(worker(c) for c in conns))
+    elapsed = time.perf_counter() - start
+    cpu = _cpu() - cpu0
+    for c in [lister, *conns]:
+        c.close()
+    return {
+        "mode": "sdk_drain",
+        "listed": listed,
+        "pages": pages,
+        "emptied": emptied,
+        "elapsed_s": elapsed,
+        "rate": outcomes.ok / elapsed if elapsed else 0.0,
+        "concurrency": spec["concurrency"],
+        "generator_cpu_s": cpu,
+        **outcomes.json(),
+    }
+
+
 # --- the process -----------------------------------------------------------------------------
 
-_MODES = {"closed": closed_loop, "open": open_loop, "drain": drain}
+_MODES = {
+    "closed": closed_loop,
+    "open": open_loop,
+    "drain": drain,
+    "sdk_closed": closed_loop,
+    "sdk_drain": sdk_drain,
+}
 
 
 def _child(spec: dict[str, Any], out: Any) -> None:

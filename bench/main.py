@@ -3,13 +3,17 @@
 Sections (numbered as in the brief and the printed table), on one server whose store grows
 as a real one's would:
 
-1. intake: closed loop of ~8 KB packages to one recipient;
+1. intake: closed loop of ~8 KB packages to one recipient; then the same through the SDK
+   path (``POST /vxp/sendEdoc`` as VNPT's SDK sends it, other packages of the same shape),
+   on the same server right after, and its ratio to the /v1 figure;
 2. latency: open loop at a fixed offered rate (1,000/s), latency from the scheduled send
    time; then again at half the measured intake rate, where the server keeps up;
 3. verify ceiling: measured once, after signing and before the first section, while the
    server sits idle (``bench.ceiling``);
 4. fan-out: packages addressed to every active level-1 code of the shipped registry;
-5. fetch+ack: the recipient of sections 1-2 drains its inbox;
+5. fetch+ack: the recipient of sections 1-2 drains its inbox; then, right after, its
+   connected system drains the rest through the SDK path (``getReceivedEdocList``, then
+   ``getEdoc`` + ``updateStatus done`` per message), and its ratio to the /v1 figure;
 6. on a freshly started server (so earlier load does not hide it under the old peak), the
    peak RSS growth of taking one 50 MB package.
 
@@ -17,6 +21,11 @@ Each section is bounded in time and in count and stops by itself. Before each, t
 is let go idle (an overloaded section leaves a queue behind) and, with ``--wait-quiet``, the
 machine too; what other processes used during a section is measured and printed, because
 on a shared machine a figure taken while something else ran is not the axis's figure.
+
+``--sqlite-driver`` serves every section over a bench-only variant of the SQLite backend
+(``bench.aiosqlite_backend``: aiosqlite for the serving reads, or for the writer's statements
+too), and ``--compare-sqlite-drivers`` runs the whole set once per driver, one column each,
+for issue 14's aiosqlite A/B in one run.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from typing import Any
 import orjson
 
 from bench import ceiling, corpus, load, machine, report, server
+from bench.aiosqlite_backend import DRIVERS
 from bench.signer import FastSigner, Template
 
 MB = 1_000_000
@@ -43,6 +53,9 @@ MB = 1_000_000
 SPARES = 8
 # other processes using less than this much CPU count as a quiet machine
 QUIET_CORES = 0.15
+# the connected systems of the SDK path: one sends as the sender, one receives for the recipient
+SDK_SENDER = "bench.sender"
+SDK_RECEIVER = "bench.receiver"
 
 
 @dataclass(frozen=True)
@@ -90,9 +103,11 @@ class Corpus:
     latency: Path
     latency_half: Path
     fanout: Path
+    sdk_intake: Path
     recipients: list[str]
     intake_size: float
     fanout_size: float
+    sdk_intake_size: float
 
 
 def _log(message: str) -> None:
@@ -138,6 +153,8 @@ def build_corpus(
             corpus.Spec(tuple(recipients), small, f"{tag}-f"),
             profile.fanout_docs + profile.warmup // 10,
         ),
+        # the intake's packages again, with DocumentIds of their own
+        "sdk_intake": (corpus.Spec(one, small, f"{tag}-s"), profile.intake_docs + profile.warmup),
     }
     for name, (spec, count) in plan.items():
         docs = corpus.build(tmpl, spec, count)
@@ -155,9 +172,11 @@ def build_corpus(
         files["latency"],
         files["latency_half"],
         files["fanout"],
+        files["sdk_intake"],
         recipients,
         sizes["intake"],
         sizes["fanout"],
+        sizes["sdk_intake"],
     )
 
 
@@ -200,6 +219,15 @@ def _section(
     return result
 
 
+def _ratio(sdk: dict[str, Any], v1: dict[str, Any]) -> float | None:
+    return sdk["rate"] / v1["rate"] if v1["rate"] else None
+
+
+def run_label(workers: int, driver: str) -> str:
+    """A run's name in file names and in the log: ``w1``, ``w2-aiosqlite-all``."""
+    return f"w{workers}" if driver == "sqlite3" else f"w{workers}-{driver}"
+
+
 def run_sections(
     profile: Profile,
     workers: int,
@@ -209,15 +237,21 @@ def run_sections(
     corpus_: Corpus | None,
     ceiling_: dict[str, Any] | None,
     ceiling_seconds: float,
+    driver: str = "sqlite3",
 ) -> tuple[dict[str, Any], Corpus, dict[str, Any]]:
-    data = tmp / f"data-w{workers}"
-    log_path = tmp / f"server-w{workers}.log"
+    label = run_label(workers, driver)
+    data = tmp / f"data-{label}"
+    log_path = tmp / f"server-{label}.log"
     tokens = server.prepare(
         data, corpus.SENDER, identity.cert_pem, [corpus.SENDER, corpus.RECIPIENT]
     )
+    secrets = server.register_systems(
+        data, {SDK_SENDER: [corpus.SENDER], SDK_RECEIVER: [corpus.RECIPIENT]}
+    )
     send_token, recv_token = tokens[corpus.SENDER], tokens[corpus.RECIPIENT]
-    figures: dict[str, Any] = {"workers": workers}
-    srv = server.start(data, workers, log_path)
+    figures: dict[str, Any] = {"workers": workers, "driver": driver}
+    who = f"[{workers} worker(s){'' if driver == 'sqlite3' else ', ' + driver}]"
+    srv = server.start(data, workers, log_path, driver=driver)
     try:
         if corpus_ is None:
             recipients = _fanout_recipients(srv, send_token)
@@ -231,7 +265,7 @@ def run_sections(
         base = {"host": server.HOST, "port": srv.port, "token": send_token, "path": "/v1/edocs"}
         slack = profile.drain_timeout + 90
 
-        _log(f"[{workers} worker(s)] intake: closed loop, {profile.intake_connections} conns")
+        _log(f"{who} intake: closed loop, {profile.intake_connections} conns")
         figures["intake"] = _section(
             srv,
             {
@@ -246,17 +280,40 @@ def run_sections(
             profile.quiet_wait,
         )
         figures["intake"]["package_bytes"] = corpus_.intake_size
+
+        # The same load through the SDK path, on the same server right after: what software
+        # on VNPT's SDK gets, beside what /v1 gets.
+        _log(f"{who} intake through the SDK: POST /vxp/sendEdoc, closed loop")
+        figures["sdk_intake"] = _section(
+            srv,
+            {
+                **base,
+                "path": "/vxp/sendEdoc",
+                "mode": "sdk_closed",
+                "systemid": SDK_SENDER,
+                "secret": secrets[SDK_SENDER],
+                "from": corpus.SENDER,
+                "docs_file": str(corpus_.sdk_intake),
+                "concurrency": profile.intake_connections,
+                "duration": profile.intake_seconds,
+                "warmup": profile.warmup,
+            },
+            profile.intake_seconds + slack,
+            profile.quiet_wait,
+        )
+        figures["sdk_intake"]["package_bytes"] = corpus_.sdk_intake_size
+        figures["sdk_intake"]["ratio"] = _ratio(figures["sdk_intake"], figures["intake"])
     finally:
         srv.stop()
 
     # The same intake on a twin server that appends no audit events (AXIS_AUDIT_EVENTS=false,
     # a benchmark-only switch): what the audit log costs, measured in the same run.
-    quiet = tmp / f"data-w{workers}-noaudit"
+    quiet = tmp / f"data-{label}-noaudit"
     quiet_tokens = server.prepare(
         quiet, corpus.SENDER, identity.cert_pem, [corpus.SENDER, corpus.RECIPIENT]
     )
-    _log(f"[{workers} worker(s)] intake without audit events")
-    srv = server.start(quiet, workers, log_path, {"AXIS_AUDIT_EVENTS": "false"})
+    _log(f"{who} intake without audit events")
+    srv = server.start(quiet, workers, log_path, {"AXIS_AUDIT_EVENTS": "false"}, driver=driver)
     try:
         figures["intake_no_audit"] = _section(
             srv,
@@ -276,10 +333,10 @@ def run_sections(
     finally:
         srv.stop()
 
-    srv = server.start(data, workers, log_path)
+    srv = server.start(data, workers, log_path, driver=driver)
     base = {**base, "port": srv.port}
     try:
-        _log(f"[{workers} worker(s)] latency: open loop at {profile.rate:.0f}/s")
+        _log(f"{who} latency: open loop at {profile.rate:.0f}/s")
         open_loop = {
             **base,
             "mode": "open",
@@ -304,7 +361,7 @@ def run_sections(
         # At a rate past the server's capacity latency only says "queueing": half the
         # measured intake rate says what a sender sees from a loaded but keeping-up axis.
         half = max(10.0, round(figures["intake"]["rate"] / 2, -1))
-        _log(f"[{workers} worker(s)] latency: open loop at {half:.0f}/s (half the intake)")
+        _log(f"{who} latency: open loop at {half:.0f}/s (half the intake)")
         figures["latency_half"] = _section(
             srv,
             {**open_loop, "docs_file": str(corpus_.latency_half), "rate": half},
@@ -312,7 +369,7 @@ def run_sections(
             profile.quiet_wait,
         )
 
-        _log(f"[{workers} worker(s)] fan-out to {len(corpus_.recipients)} recipients")
+        _log(f"{who} fan-out to {len(corpus_.recipients)} recipients")
         fan = _section(
             srv,
             {
@@ -333,11 +390,11 @@ def run_sections(
 
         backlog = sum(
             figures[k]["ok"] + figures[k]["warmup_ok"]
-            for k in ("intake", "latency", "latency_half")
+            for k in ("intake", "sdk_intake", "latency", "latency_half")
         )
         if corpus.RECIPIENT in corpus_.recipients:  # the recipient is a level-1 code too
             backlog += fan["ok"] + fan["warmup_ok"]
-        _log(f"[{workers} worker(s)] fetch+ack: {backlog} waiting")
+        _log(f"{who} fetch+ack: {backlog} waiting")
         figures["drain"] = _section(
             srv,
             {
@@ -352,11 +409,32 @@ def run_sections(
             profile.quiet_wait,
         )
         figures["drain"]["backlog"] = backlog
+
+        # What is left, drained through the SDK path by the recipient's connected system.
+        left = backlog - figures["drain"]["ok"]
+        _log(f"{who} fetch+ack through the SDK: getEdoc + updateStatus, {left} waiting")
+        figures["sdk_drain"] = _section(
+            srv,
+            {
+                **base,
+                "mode": "sdk_drain",
+                "systemid": SDK_RECEIVER,
+                "secret": secrets[SDK_RECEIVER],
+                "concurrency": profile.drain_connections,
+                "duration": profile.drain_seconds,
+            },
+            profile.drain_seconds + slack,
+            profile.quiet_wait,
+        )
+        figures["sdk_drain"]["backlog"] = left
+        figures["sdk_drain"]["ratio"] = _ratio(figures["sdk_drain"], figures["drain"])
     finally:
         srv.stop()
 
-    _log(f"[{workers} worker(s)] one {profile.big_bytes / MB:.0f} MB package, fresh server")
-    figures["big"] = big_package(profile, data, workers, log_path, tmpl, send_token, corpus_)
+    _log(f"{who} one {profile.big_bytes / MB:.0f} MB package, fresh server")
+    figures["big"] = big_package(
+        profile, data, workers, log_path, tmpl, send_token, corpus_, driver
+    )
     return figures, corpus_, ceiling_
 
 
@@ -368,11 +446,12 @@ def big_package(
     tmpl: Template,
     token: str,
     corpus_: Corpus,
+    driver: str = "sqlite3",
 ) -> dict[str, Any]:
     """Peak RSS growth of a fresh server for one big package (``VmHWM`` before and after)."""
     doc = corpus.big_package(tmpl, profile.big_bytes)
     spares = load.read_docs(corpus_.latency)[-SPARES:]  # never sent by the latency section
-    srv = server.start(data, workers, log_path)
+    srv = server.start(data, workers, log_path, driver=driver)
     try:
         for warm in spares[: workers * 4]:  # small packages, so every worker has served one
             server.request(
@@ -421,6 +500,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--compare-workers", action="store_true", help="run with 1 and with 2 server processes"
     )
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke check")
+    parser.add_argument(
+        "--sqlite-driver",
+        choices=DRIVERS,
+        default="sqlite3",
+        help="serve over the shipped SQLite backend (sqlite3, default) or a bench-only variant "
+        "with aiosqlite for the serving reads (aiosqlite-reads) or for the writer too "
+        "(aiosqlite-all); see bench/aiosqlite_backend.py",
+    )
+    parser.add_argument(
+        "--compare-sqlite-drivers",
+        action="store_true",
+        help=f"run everything once per SQLite driver ({', '.join(DRIVERS)}), a column each",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
         "--data-root",
@@ -450,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     profile = replace(QUICK if args.quick else FULL, quiet_wait=args.wait_quiet)
     worker_counts = [1, 2] if args.compare_workers else [args.workers]
+    drivers = list(DRIVERS) if args.compare_sqlite_drivers else [args.sqlite_driver]
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="axis-bench-", dir=args.data_root))
     try:
@@ -461,12 +554,22 @@ def main(argv: list[str] | None = None) -> int:
         ceiling_: dict[str, Any] | None = None
         runs = []
         for workers in worker_counts:
-            figures, corpus_, ceiling_ = run_sections(
-                profile, workers, tmp, identity, tmpl, corpus_, ceiling_, profile.ceiling_seconds
-            )
-            log_path = tmp / f"server-w{workers}.log"
-            figures["server_log_tail"] = log_path.read_text(errors="replace").splitlines()[-15:]
-            runs.append(figures)
+            for driver in drivers:
+                figures, corpus_, ceiling_ = run_sections(
+                    profile,
+                    workers,
+                    tmp,
+                    identity,
+                    tmpl,
+                    corpus_,
+                    ceiling_,
+                    profile.ceiling_seconds,
+                    driver,
+                )
+                log_path = tmp / f"server-{run_label(workers, driver)}.log"
+                tail = log_path.read_text(errors="replace").splitlines()[-15:]
+                figures["server_log_tail"] = tail
+                runs.append(figures)
     finally:
         if args.keep:
             _log(f"kept {tmp} (data directories, server logs, signed packages)")

@@ -262,6 +262,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.push", description=__doc__)
     parser.add_argument("--count", type=int, default=10_000, help="deliveries (10000)")
+    parser.add_argument("--quick", action="store_true", help="1,000 deliveries: a smoke check")
     parser.add_argument("--size", type=int, default=8192, help="package bytes (8192)")
     parser.add_argument("--concurrency", type=int, default=4, help="AXIS_PUSH_CONCURRENCY (4)")
     parser.add_argument(
@@ -274,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON only")
     parser.add_argument("--receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.count = min(args.count, 1_000)
     if args.receiver:
         serve_receiver(args.receiver)
         return 0

@@ -19,6 +19,7 @@ TARGETS: dict[str, float] = {
     "fanout_rate": 20000.0,  # deliveries/s, >=
     "drain_rate": 5000.0,  # fetch+ack msgs/s, >=
     "big_ratio": 1.5,  # peak RSS growth / package size, <=
+    "sdk_ratio": 0.9,  # the SDK path's intake and fetch+ack / the /v1 figures, >=
 }
 
 Run = dict[str, Any]
@@ -48,6 +49,23 @@ def _cpu(section: dict[str, Any]) -> str:
 
 def _ratio(run: Run, ceiling: dict[str, Any]) -> float:
     return float(run["intake"]["rate"] / ceiling["rate"]) if ceiling["rate"] else math.nan
+
+
+def _sdk(section: dict[str, Any]) -> str:
+    """An SDK figure and its ratio to the /v1 one."""
+    ratio = section["ratio"]
+    return f"{_n(section['rate'])}; {ratio:.2f}x" if ratio is not None else _n(section["rate"])
+
+
+def _sdk_ok(section: dict[str, Any]) -> bool:
+    return section["ratio"] is not None and section["ratio"] >= TARGETS["sdk_ratio"]
+
+
+def column(run: Run) -> str:
+    """A run's column heading: its server processes, and its SQLite driver if not the
+    shipped one."""
+    driver = run.get("driver", "sqlite3")
+    return f"{run['workers']} worker(s)" + ("" if driver == "sqlite3" else f", {driver}")
 
 
 def _rows(result: dict[str, Any]) -> list[tuple[str, Cell, str, Check]]:
@@ -110,6 +128,28 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, Cell, str, Check]]:
                 if r.get("intake_no_audit") and r["intake_no_audit"]["rate"]
                 else "-"
             ),
+            "",
+            None,
+        ),
+        (
+            "   SDK path, POST /vxp/sendEdoc (docs/s; / the /v1 intake)",
+            lambda r: _sdk(r["sdk_intake"]),
+            f">= {t['sdk_ratio']:.2f}x /v1",
+            lambda r: _sdk_ok(r["sdk_intake"]),
+        ),
+        (
+            "     accepted / elapsed; latency p50 / p99 (ms)",
+            lambda r: (
+                f"{_n(r['sdk_intake']['ok'])} / {r['sdk_intake']['elapsed_s']:.1f} s; "
+                f"{_ms(r['sdk_intake']['latency']['p50_ms'])} / "
+                f"{_ms(r['sdk_intake']['latency']['p99_ms'])}"
+            ),
+            "",
+            None,
+        ),
+        (
+            "     CPU (cores): load generator / server / others",
+            lambda r: _cpu(r["sdk_intake"]),
             "",
             None,
         ),
@@ -220,6 +260,27 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, Cell, str, Check]]:
             None,
         ),
         (
+            "   SDK path, getEdoc + updateStatus (msgs/s; / the /v1 figure)",
+            lambda r: _sdk(r["sdk_drain"]),
+            f">= {t['sdk_ratio']:.2f}x /v1",
+            lambda r: _sdk_ok(r["sdk_drain"]),
+        ),
+        (
+            "     acked / elapsed; backlog at start; lists",
+            lambda r: (
+                f"{_n(r['sdk_drain']['ok'])} / {r['sdk_drain']['elapsed_s']:.1f} s; "
+                f"{_n(r['sdk_drain']['backlog'])}; {r['sdk_drain']['pages']}"
+            ),
+            "",
+            None,
+        ),
+        (
+            "     CPU (cores): load generator / server / others",
+            lambda r: _cpu(r["sdk_drain"]),
+            "",
+            None,
+        ),
+        (
             f"6. {big_mb:.0f} MB package: server peak RSS growth",
             lambda r: f"{_mb(r['big']['growth_bytes'])} = {r['big']['growth_ratio']:.2f}x size",
             f"<= {t['big_ratio']}x size",
@@ -245,31 +306,42 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, Cell, str, Check]]:
     ]
 
 
+SECTIONS = ("intake", "sdk_intake", "latency", "latency_half", "fanout", "drain", "sdk_drain")
+
+
 def _problems(result: dict[str, Any]) -> list[str]:
     out = []
     for run in result["runs"]:
-        for section in ("intake", "latency", "latency_half", "fanout", "drain"):
+        name = f"[{column(run)}]"
+        sections = [s for s in SECTIONS if s in run]
+        for section in sections:
             fig = run[section]
             bad = {k: v for k, v in fig["statuses"].items() if k not in ("200", "201")}
             if bad:
-                out.append(f"[{run['workers']} worker(s)] {section}: unexpected answers {bad}")
+                out.append(f"{name} {section}: unexpected answers {bad}")
                 out += [f"    {s}" for s in fig["samples"]]
-        for section in ("intake", "latency", "latency_half", "fanout", "drain"):
+        if run.get("sdk_drain", {}).get("emptied"):
+            out.append(
+                f"{name} sdk_drain: the inbox ran out before the time was up (the rate "
+                "includes the last, ever less concurrent, fetches); a longer intake fills it"
+            )
+        for section in sections:
             others = run[section].get("top_others") or []
             if run[section]["other_cores"] >= 0.1:
                 named = ", ".join(f"{cmd!r} {cores:.2f}" for cmd, cores in others)
                 named = named or "short-lived processes"
                 out.append(
-                    f"[{run['workers']} worker(s)] {section}: other processes used "
+                    f"{name} {section}: other processes used "
                     f"{run[section]['other_cores']:.2f} cores ({named}): figures disturbed"
                 )
         if run.get("server_log_tail"):
-            out.append(f"[{run['workers']} worker(s)] the server logged (last lines):")
+            out.append(f"{name} the server logged (last lines):")
             out += [f"    {line[:300]}" for line in run["server_log_tail"]]
         if run["big"]["status"] != 201:
             out.append(
-                f"[{run['workers']} worker(s)] big package answered {run['big']['status']}: "
-                f"{run['big']['answer']!r}"[:400]
+                f"{name} big package answered {run['big']['status']}: {run['big']['answer']!r}"[
+                    :400
+                ]
             )
     return out
 
@@ -284,13 +356,22 @@ def render(result: dict[str, Any]) -> str:
         f"Linux {m['kernel']}, Python {m['python']}; data directory on {m['data_fs']}",
         f"other processes kept {m['others_before_cores']:.2f} cores busy just before the run"
         + ("  (NOT QUIET: figures are disturbed)" if m["others_before_cores"] > 0.2 else ""),
-        "server: python -m axis serve (embedded SQLite), load generator: one separate process "
+        "server: python -m axis serve (embedded SQLite"
+        + (
+            "; a bench-only SQLite driver where the column names one: "
+            "python -m bench.variant_server"
+            if any(r.get("driver", "sqlite3") != "sqlite3" for r in runs)
+            else ""
+        )
+        + "), load generator: one separate process "
         "(uvloop, raw HTTP/1.1 keep-alive) on 127.0.0.1; packages signed RSA-2048/SHA-256 "
         "before timing",
+        "SDK path: /vxp/* requests signed and framed as VNPT's Java SDK sends them (bench.sdk), "
+        "each right after its /v1 counterpart on the same server",
         "",
     ]
     rows = _rows(result)
-    headers = ["figure", *(f"{r['workers']} worker(s)" for r in runs), "target"]
+    headers = ["figure", *(column(r) for r in runs), "target"]
     table: list[list[str]] = []
     for label, cell, target, check in rows:
         cells = []

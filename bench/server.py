@@ -3,8 +3,12 @@
 The data directory is prepared the way ``tests/api/test_crash.py`` does it: initialised from
 the shipped registry, the sender's pinned certificate written into its agency record and
 agency tokens issued straight into the store, so no admin API call sits between the benchmark
-and the figures. The server is ``python -m axis serve`` in its own process (or processes, with
-``--workers``), found again through ``/proc`` to read its CPU time and peak RSS.
+and the figures; connected systems (the VDXP endpoints' callers) are registered the way
+``axis system add`` does it, their secrets sealed under the data directory's ``systems.key``.
+The server is ``python -m axis serve`` in its own process (or processes, with ``--workers``),
+found again through ``/proc`` to read its CPU time and peak RSS; with a ``driver`` other than
+``sqlite3`` it is ``python -m bench.variant_server``, the same server over a bench-only SQLite
+backend (``bench.aiosqlite_backend``).
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ from typing import Any
 
 import orjson
 
-from axis import bootstrap, tokens
+from axis import bootstrap, secretbox, tokens
 from axis.config import Settings, build_settings
 from axis.registry import Certificate
 from axis.store import open_store
+from axis.systems import described
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -70,6 +75,29 @@ async def _prepare(
 def prepare(data: Path, sender: str, cert_pem: bytes, agencies: list[str]) -> dict[str, str]:
     """Initialise ``data``, pin ``cert_pem`` for ``sender``; a token for each of ``agencies``."""
     return asyncio.run(_prepare(settings_for(data), sender, cert_pem, agencies))
+
+
+async def _register(settings: Settings, systems: dict[str, list[str]]) -> dict[str, str]:
+    box = bootstrap.secret_box(settings)
+    store = open_store(settings)
+    await store.open()
+    try:
+        out = {}
+        for system_id, agencies in systems.items():
+            system = described(system_id, {"name": f"bench {system_id}", "agencies": agencies})
+            secret = secretbox.new_secret()
+            await store.add_system(system, box.seal(secret, system.id), actor="bench")
+            out[system_id] = secret
+        return out
+    finally:
+        await store.close()
+
+
+def register_systems(data: Path, systems: dict[str, list[str]]) -> dict[str, str]:
+    """Register connected systems (id -> the codes it serves) in the prepared ``data``, with
+    the default signature policy (``required``); each one's secret, as ``axis system add``
+    prints it."""
+    return asyncio.run(_register(settings_for(data), systems))
 
 
 # --- /proc -----------------------------------------------------------------------------------
@@ -143,12 +171,21 @@ class Server:
 
 
 def start(
-    data: Path, workers: int, log_path: Path, extra_env: dict[str, str] | None = None
+    data: Path,
+    workers: int,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    driver: str = "sqlite3",
 ) -> Server:
-    """Start ``python -m axis serve`` on a free port and wait until it answers ``/healthz``."""
+    """Start ``python -m axis serve`` on a free port and wait until it answers ``/healthz``
+    (``driver``: the shipped SQLite backend, or a bench variant, see the module docstring)."""
     port = free_port()
     env = {**os.environ, "AXIS_LOG_LEVEL": "warning", **(extra_env or {})}
-    command = [sys.executable, "-m", "axis", "serve", "--data", str(data), "--port", str(port)]
+    launcher = ["-m", "axis"]
+    if driver != "sqlite3":
+        launcher = ["-m", "bench.variant_server", "--sqlite-driver", driver]
+    command = [sys.executable, *launcher, "serve", "--data", str(data), "--port", str(port)]
     if workers != 1:
         command += ["--workers", str(workers)]
     with log_path.open("ab") as log:
@@ -164,12 +201,24 @@ def start(
         try:
             status, _ = request(server, "GET", "/healthz", timeout=2)
             if status == 200 and len(server.serving_pids()) >= workers:
+                _check_driver(server, driver)
                 return server
         except OSError:
             pass
         time.sleep(0.05)
     server.stop()
     raise RuntimeError(f"the server did not come up in 60 s; its log: {log_path}")
+
+
+def _check_driver(server: Server, driver: str) -> None:
+    """A variant must be what serves (``/readyz`` shows the store's ``describe()``)."""
+    if driver == "sqlite3":
+        return
+    status, ready = request(server, "GET", "/readyz", timeout=10)
+    shown = ready.get("store", {}).get("bench_driver") if isinstance(ready, dict) else None
+    if shown != driver:
+        server.stop()
+        raise RuntimeError(f"asked for the {driver} driver, /readyz answered {status}: {ready}")
 
 
 def request(

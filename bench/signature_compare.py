@@ -5,7 +5,7 @@ made with numbers from this machine: packages of the real edXML shape (about 8 K
 with an attachment), enveloped RSA-2048/SHA-256 over the whole document, exclusive C14N,
 signed once with signxml and verified many times by each engine with a key loaded once.
 
-    .venv/bin/python bench/signature_compare.py [--rounds N]
+    .venv/bin/python -m bench.signature_compare [--rounds N | --quick]
 
 Prints the p50 (and p90) milliseconds per verification for each engine and each size, the
 cost of loading a certificate's key (why axis.signing caches keys), and the machine.
@@ -143,7 +143,10 @@ def interleaved(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2000, help="verifications per 8 KB case")
+    parser.add_argument("--quick", action="store_true", help="100 rounds: a smoke check")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = min(args.rounds, 100)
 
     print(f"machine: {platform.platform()}; {platform.processor() or platform.machine()}")
     print(f"cpus: {os.cpu_count()}; python {platform.python_version()}")
