@@ -23,6 +23,7 @@ from axis.model import (
     ConsoleSession,
     DeliveryCounts,
     DeliveryGauges,
+    DeliveryState,
     DeliveryView,
     DocumentInfo,
     FailingEndpoint,
@@ -125,6 +126,10 @@ class CoreStore(Protocol):
         """
 
     async def message(self, message_id: str) -> MessageRecord | None: ...
+
+    async def delivery_states(self, message_id: str) -> list[tuple[str, DeliveryState]]:
+        """Each recipient of a message with its delivery's state, in delivery order: what a
+        connected system's ``docId`` resolves against, without reading the whole record."""
 
     async def outbox(
         self,
@@ -396,9 +401,19 @@ class SystemStore(Protocol):
         until: datetime | None,
         offset: int,
         limit: int,
-    ) -> tuple[list[Pending], int]:
-        """Open deliveries to any of ``organ_ids``, oldest first, a page by offset; and the
-        number of them in all."""
+    ) -> list[Pending]:
+        """Open deliveries to any of ``organ_ids``, oldest first, a page by offset."""
+
+    async def pending_count(
+        self,
+        organ_ids: Sequence[str],
+        *,
+        kind: MessageKind | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> int:
+        """The number of open deliveries to any of ``organ_ids`` (a list's page does not
+        count them: counting scans every one, and the SDK asks for the count apart)."""
 
     async def sent(
         self,

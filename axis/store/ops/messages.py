@@ -276,6 +276,10 @@ class MessageOps(OpsBase):
         row = await self._b.read.one("message_by_id", message_id)
         return await self._record(row) if row else None
 
+    async def delivery_states(self, message_id: str) -> list[tuple[str, DeliveryState]]:
+        rows = await self._b.read.all("message_deliveries", message_id)
+        return [(row[0], DeliveryState(row[1])) for row in rows]
+
     async def _record(self, row: Row) -> MessageRecord:
         mid, kind, from_id, document_id = row[0], row[1], row[2], row[3]
         around = await self._b.read.all("message_around", mid, kind == "edoc", from_id, document_id)
@@ -330,20 +334,33 @@ class MessageOps(OpsBase):
         until: datetime | None,
         offset: int,
         limit: int,
-    ) -> tuple[list[Pending], int]:
-        """Open deliveries to any of ``organ_ids``, oldest first, one page by offset, and how
-        many there are in all (a connected system's inbox over every agency it serves)."""
+    ) -> list[Pending]:
+        """Open deliveries to any of ``organ_ids``, oldest first, one page by offset (a
+        connected system's inbox over every agency it serves)."""
         if not organ_ids:
-            return [], 0
+            return []
         conditions, args = _pending_filters(kind, since, until)
         where = [list(organ_ids), *args]
         rows = await self._b.read.all(("pending_page", *conditions), *where, limit, offset)
-        total = await self._b.read.value(("pending_count", *conditions), *where)
-        items = [
+        return [
             Pending(mid, kind_, from_id, to, received, updated, state, bool(processing))
             for mid, kind_, from_id, to, received, updated, state, processing in rows
         ]
-        return items, int(total or 0)
+
+    async def pending_count(
+        self,
+        organ_ids: Sequence[str],
+        *,
+        kind: MessageKind | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> int:
+        """How many open deliveries to any of ``organ_ids`` there are in all."""
+        if not organ_ids:
+            return 0
+        conditions, args = _pending_filters(kind, since, until)
+        total = await self._b.read.value(("pending_count", *conditions), list(organ_ids), *args)
+        return int(total or 0)
 
     async def sent(
         self,

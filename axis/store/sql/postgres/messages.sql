@@ -82,6 +82,10 @@ SELECT data FROM message_parts WHERE message_id = ? AND part = ?;
 SELECT id, kind, from_id, document_id, business_type, status_code, sha256, size, received_at,
     routes, authenticated_by, system_id, subject, notation FROM messages WHERE id = ?;
 
+-- name: message_deliveries
+-- who a message is delivered to and where each delivery stands, in the order they were made
+SELECT delivered_to, state FROM deliveries WHERE message_id = ? ORDER BY seq;
+
 -- name: message_around
 SELECT 'd', delivered_to, id, state, attempts::text, last_error, updated_at, NULL::bigint
     FROM deliveries WHERE message_id = $1

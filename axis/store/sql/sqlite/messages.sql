@@ -41,6 +41,10 @@ INSERT INTO links (from_message, to_message, relation) VALUES (?,?,?) ON CONFLIC
 SELECT id, kind, from_id, document_id, business_type, status_code, sha256, size, received_at,
     routes, authenticated_by, system_id, subject, notation FROM messages WHERE id = ?;
 
+-- name: message_deliveries
+-- who a message is delivered to and where each delivery stands, in the order they were made
+SELECT delivered_to, state FROM deliveries WHERE message_id = ? ORDER BY seq;
+
 -- name: message_around
 -- one read for everything around a message: (d)eliveries, (s)tatuses of a document,
 -- links (t)o earlier messages and links (b)ack from later ones (with their seq, for order)
